@@ -1,0 +1,88 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import migrate
+from api.audit.router import router as audit_router
+from api.auth.router import router as auth_router
+from api.db import create_engine, session_factory
+from api.errors import FieldError, Problem, install_error_handlers
+from api.health.router import router as health_router
+from api.logging import configure_logging
+from api.middleware import RequestContextMiddleware
+from api.patients.router import router as patients_router
+from api.settings import Settings, get_settings
+from api.users.router import router as users_router
+
+ROUTERS = (health_router, auth_router, users_router, patients_router, audit_router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    engine = create_engine(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Calmtrack API",
+        version="1.0.0",
+        summary="Treatment plans, supervised ketamine sessions and self-reported anxiety scores.",
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.schema_head = migrate.head_revision()
+
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Error responses are declared per route as application/problem+json referring to the Problem schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+        components.setdefault("FieldError", FieldError.model_json_schema())
+        components["Problem"].pop("$defs", None)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code.isdigit() and int(code) >= 400:
+                        response["content"] = {
+                            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

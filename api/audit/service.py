@@ -1,0 +1,87 @@
+"""Writing the audit log. Events join the caller's transaction, so a change and its audit row commit together
+(one round trip); denied attempts are committed on their own because the request that caused them fails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.context import request_id_var
+from api.security.tokens import Caller
+from models.audit import AuditEvent
+
+SUCCESS = "success"
+DENIED = "denied"
+
+
+def _event(
+    caller: Caller | None,
+    action: str,
+    *,
+    outcome: str,
+    resource_type: str | None,
+    resource_id: object | None,
+    patient_id: uuid.UUID | None,
+    organization_id: uuid.UUID | None,
+) -> AuditEvent:
+    return AuditEvent(
+        organization_id=organization_id or (caller.organization_id if caller else None),
+        actor_id=caller.user_id if caller else None,
+        actor_type="user" if caller else "anonymous",
+        action=action,
+        outcome=outcome,
+        resource_type=resource_type,
+        resource_id=str(resource_id) if resource_id is not None else None,
+        patient_id=patient_id,
+        request_id=request_id_var.get(),
+    )
+
+
+def record(
+    session: AsyncSession,
+    caller: Caller | None,
+    action: str,
+    *,
+    resource_type: str | None = None,
+    resource_id: object | None = None,
+    patient_id: uuid.UUID | None = None,
+    organization_id: uuid.UUID | None = None,
+    outcome: str = SUCCESS,
+) -> None:
+    """Adds an event to the current transaction; it is written when the caller commits."""
+    session.add(
+        _event(caller, action, outcome=outcome, resource_type=resource_type, resource_id=resource_id,
+               patient_id=patient_id, organization_id=organization_id)
+    )
+
+
+def record_patient_reads(
+    session: AsyncSession, caller: Caller, action: str, resource_type: str, rows: Iterable[tuple[object, uuid.UUID]]
+) -> None:
+    """One event per (resource id, patient id) a list answer discloses."""
+    session.add_all(
+        [
+            _event(caller, action, outcome=SUCCESS, resource_type=resource_type, resource_id=resource_id,
+                   patient_id=patient_id, organization_id=None)
+            for resource_id, patient_id in rows
+        ]
+    )
+
+
+async def record_denied(
+    session: AsyncSession,
+    caller: Caller | None,
+    action: str,
+    *,
+    resource_type: str | None = None,
+    resource_id: object | None = None,
+    patient_id: uuid.UUID | None = None,
+    organization_id: uuid.UUID | None = None,
+) -> None:
+    """Commits a denied attempt at once: the request is about to fail and roll back its own work."""
+    await session.rollback()
+    record(session, caller, action, resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
+           organization_id=organization_id, outcome=DENIED)
+    await session.commit()

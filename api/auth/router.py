@@ -1,0 +1,41 @@
+from fastapi import APIRouter, status
+
+from api.auth import service
+from api.auth.schemas import EnrollRequest, LoginRequest, Me, RefreshRequest, TokenPair
+from api.deps import CallerDep, SessionDep, SettingsDep
+from api.errors import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["auth"])
+
+
+@router.post("/auth/login", response_model=TokenPair, responses=problem_responses(401, 422, 429))
+async def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    """Exchange email and password for an access token and a rotating refresh token."""
+    return await service.login(session, settings, body.email, body.password)
+
+
+@router.post("/auth/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
+async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    """Rotate a refresh token. Presenting one that was already rotated revokes its whole family."""
+    return await service.refresh(session, settings, body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(422))
+async def logout(body: RefreshRequest, session: SessionDep) -> None:
+    """End the session the refresh token belongs to (all tokens of its family)."""
+    await service.logout(session, body.refresh_token)
+
+
+@router.post(
+    "/auth/enroll", response_model=TokenPair, status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 422)
+)
+async def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
+    """Create a patient's login from a single-use enrollment code issued by their clinic."""
+    return await service.enroll(session, settings, body)
+
+
+@router.get("/me", response_model=Me, responses=problem_responses(401))
+async def read_me(caller: CallerDep, session: SessionDep) -> Me:
+    user = await service.me(session, caller)
+    return Me(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
+              organization_id=user.organization_id, patient_id=user.patient_id)

@@ -1,0 +1,42 @@
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.types import Email, Password
+from models.users import Role
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Not validated as an email: a malformed address must fail exactly like an unknown one.
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32)
+    email: Email
+    password: Password
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Access-token lifetime in seconds")
+
+
+class Me(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    organization_id: uuid.UUID
+    patient_id: uuid.UUID | None

@@ -1,0 +1,236 @@
+"""Login, refresh-token rotation with reuse detection, logout and patient enrollment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.audit import service as audit
+from api.auth.schemas import EnrollRequest, TokenPair
+from api.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
+from api.security.passwords import hash_password, verify_password
+from api.security.tokens import Caller, digest, issue_access_token, new_secret
+from api.settings import Settings
+from models.base import utcnow
+from models.patients import EnrollmentCode, Patient
+from models.users import LoginThrottle, RefreshToken, Role, User
+
+INVALID_LOGIN = "Invalid email or password"
+INVALID_REFRESH = "Invalid or expired refresh token"
+
+
+def caller_of(user: User) -> Caller:
+    return Caller(user_id=user.id, organization_id=user.organization_id, role=Role(user.role), patient_id=user.patient_id)
+
+
+async def issue_token_pair(
+    session: AsyncSession, settings: Settings, user: User, *, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    """Adds the refresh-token row to the session; the caller commits."""
+    access_token, expires_in = issue_access_token(settings, caller_of(user))
+    refresh_token = new_secret()
+    session.add(
+        RefreshToken(
+            token_hash=digest(refresh_token),
+            family_id=family_id or uuid.uuid4(),
+            user_id=user.id,
+            expires_at=utcnow() + dt.timedelta(days=settings.refresh_token_days),
+        )
+    )
+    return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
+
+
+# --- login and throttling ------------------------------------------------------------------------------------
+
+
+def _throttle_key(email: str) -> str:
+    return digest("login:" + email.strip().lower())
+
+
+async def _count_failure(session: AsyncSession, settings: Settings, key: str, now: dt.datetime) -> int:
+    """Atomically increments the failure counter (shared by every process through the database)."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(LoginThrottle).values(key=key, failures=1, last_failure_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LoginThrottle.key],
+        set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
+    ).returning(LoginThrottle.failures)
+    failures = (await session.exec(stmt)).scalar_one()
+    if failures >= settings.login_max_failures:
+        excess = failures - settings.login_max_failures
+        seconds = min(settings.login_lockout_base_seconds * 2 ** min(excess, 20), settings.login_lockout_max_seconds)
+        await session.exec(
+            update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=now + dt.timedelta(seconds=seconds))
+        )
+    return failures
+
+
+async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
+    now = utcnow()
+    key = _throttle_key(email)
+    throttle = await session.get(LoginThrottle, key)
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
+    org = user.organization_id if user else None
+    target = user.id if user else None
+
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
+        await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=target,
+                                  organization_id=org)
+        raise RateLimited("Too many failed logins; try again later",
+                          retry_after=int((throttle.locked_until - now).total_seconds()) + 1)
+
+    valid, new_hash = verify_password(password, user.password_hash if user and user.is_active else None)
+    if not valid:
+        failures = await _count_failure(session, settings, key, now)
+        audit.record(session, None, "auth.login_failed", resource_type="user", resource_id=target,
+                     organization_id=org, outcome=audit.DENIED)
+        if failures >= settings.login_max_failures:
+            audit.record(session, None, "auth.lockout", resource_type="user", resource_id=target,
+                         organization_id=org, outcome=audit.DENIED)
+        await session.commit()
+        raise Unauthorized(INVALID_LOGIN)
+
+    assert user is not None
+    if new_hash:
+        user.password_hash = new_hash
+        session.add(user)
+    if throttle is not None:
+        await session.delete(throttle)
+    pair = await issue_token_pair(session, settings, user)
+    audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
+    await session.commit()
+    return pair
+
+
+# --- refresh and logout ---------------------------------------------------------------------------------------
+
+
+async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dt.datetime) -> None:
+    await session.exec(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def refresh(session: AsyncSession, settings: Settings, refresh_token: str) -> TokenPair:
+    now = utcnow()
+    token = (
+        await session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)))
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        raise Unauthorized(INVALID_REFRESH)
+
+    # Compare-and-set: of two concurrent refreshes with the same token exactly one sees rowcount 1.
+    rotated = await session.exec(
+        update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(rotated_at=now)
+    )
+    if rotated.rowcount != 1:
+        # A rotated-out token came back: assume it was stolen and end the whole session family.
+        await _revoke_family(session, token.family_id, now)
+        audit.record(session, None, "auth.refresh_reuse", resource_type="user", resource_id=token.user_id,
+                     outcome=audit.DENIED, organization_id=await _org_of(session, token.user_id))
+        await session.commit()
+        raise Unauthorized(INVALID_REFRESH)
+
+    user = await session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        await session.rollback()
+        raise Unauthorized(INVALID_REFRESH)
+    pair = await issue_token_pair(session, settings, user, family_id=token.family_id)
+    await session.commit()
+    return pair
+
+
+async def _org_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    return (await session.exec(select(User.organization_id).where(User.id == user_id))).scalar_one_or_none()
+
+
+async def logout(session: AsyncSession, refresh_token: str) -> None:
+    """Ends the session family the token belongs to; unknown tokens are ignored (logout is idempotent)."""
+    token = (
+        await session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)))
+    ).scalar_one_or_none()
+    if token is not None:
+        await _revoke_family(session, token.family_id, utcnow())
+        await session.commit()
+
+
+# --- enrollment ---------------------------------------------------------------------------------------------
+
+# Crockford base32 without I, L, O, U: easy to read aloud and type on a phone.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 12  # 60 bits: infeasible to guess within a 72 h lifetime
+
+
+def normalize_code(code: str) -> str:
+    cleaned = code.upper().replace("-", "").replace(" ", "")
+    return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+
+
+def format_code(raw: str) -> str:
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+async def enroll(session: AsyncSession, settings: Settings, request: EnrollRequest) -> TokenPair:
+    now = utcnow()
+    code = (
+        await session.exec(
+            select(EnrollmentCode).where(EnrollmentCode.code_hash == digest(normalize_code(request.code)))
+        )
+    ).scalar_one_or_none()
+    if code is None or code.used_at is not None or code.expires_at <= now:
+        await audit.record_denied(session, None, "auth.enroll", resource_type="enrollment_code")
+        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+
+    claimed = await session.exec(
+        update(EnrollmentCode)
+        .where(EnrollmentCode.id == code.id, EnrollmentCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:
+        await session.rollback()
+        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+
+    patient = await session.get(Patient, code.patient_id)
+    assert patient is not None
+    already = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient.id))
+    if already.scalar_one():
+        await session.rollback()
+        raise Conflict("This patient already has a login")
+
+    user = User(
+        organization_id=patient.organization_id,
+        email=request.email,
+        full_name=patient.full_name,
+        role=Role.patient,
+        password_hash=hash_password(request.password),
+        patient_id=patient.id,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("An account with this email already exists, or the patient already has a login") from None
+    pair = await issue_token_pair(session, settings, user)
+    audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
+                 patient_id=patient.id)
+    await session.commit()
+    return pair
+
+
+async def me(session: AsyncSession, caller: Caller) -> User:
+    user = await session.get(User, caller.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("This account no longer exists or is disabled")
+    return user

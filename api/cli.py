@@ -1,0 +1,88 @@
+"""`calmtrack` console script: migrate, serve, create-admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from pydantic import ValidationError
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from api import migrate
+    from api.settings import get_settings
+
+    migrate.upgrade(get_settings().database_url)
+    print(f"database at revision {migrate.head_revision()}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    # Uvicorn's own access log prints raw paths and query strings, which can carry PHI; ours logs route templates.
+    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips, log_level="info")
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from api.db import create_engine, session_factory
+    from api.errors import ProblemError
+    from api.settings import get_settings
+    from api.users.schemas import UserCreate
+    from api.users.service import bootstrap_admin
+
+    password = args.password or getpass.getpass("Password for the new admin: ")
+    try:
+        request = UserCreate(email=args.email, full_name=args.full_name or args.email, role="admin", password=password)
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"error: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with session_factory(engine)() as session:
+                user = await bootstrap_admin(session, args.organization, request)
+                print(f"created admin {user.email} ({user.id}) in organization {user.organization_id}")
+                return 0
+        except ProblemError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="calmtrack", description="Calmtrack API server and administration")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="apply database migrations up to the latest revision").set_defaults(run=_migrate)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-*")
+    serve.set_defaults(run=_serve)
+
+    admin = commands.add_parser("create-admin", help="create an organization (if new) and an admin login")
+    admin.add_argument("--organization", required=True)
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", help="prompted for when omitted")
+    admin.add_argument("--full-name")
+    admin.set_defaults(run=_create_admin)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

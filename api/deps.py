@@ -1,0 +1,59 @@
+"""Named dependency types: a route's signature says what it needs (`session: SessionDep, caller: StaffCaller`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.errors import Forbidden, Unauthorized
+from api.security.tokens import Caller, InvalidToken, decode_access_token
+from api.settings import Settings
+from models.users import Role
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Writes commit explicitly in their service functions; anything left uncommitted is rolled back on close.
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login, /refresh or /enroll")
+
+
+def get_caller(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    if credentials is None:
+        raise Unauthorized("An access token is required")
+    try:
+        return decode_access_token(settings, credentials.credentials)
+    except InvalidToken:
+        raise Unauthorized() from None
+
+
+def require_roles(*roles: Role):
+    allowed = frozenset(roles)
+
+    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if caller.role not in allowed:
+            raise Forbidden(f"This operation is not available to the {caller.role.value} role")
+        return caller
+
+    return check
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+AdminCaller = Annotated[Caller, Depends(require_roles(Role.admin))]
+StaffCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician))]
+PatientCaller = Annotated[Caller, Depends(require_roles(Role.patient))]

@@ -1,0 +1,185 @@
+"""One error hierarchy, mapped to RFC 9457 problem responses in one place.
+
+Domain code raises these; routes never build error responses by hand. Problem `type`s are URNs listed in
+docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.context import request_id_var
+
+log = logging.getLogger("calmtrack.errors")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:calmtrack:problem:"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """The RFC 9457 body of every error response (documented on every route)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.errors = list(errors) if errors is not None else None
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str = "Missing, invalid or expired access token", **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="calmtrack"')
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PreconditionRequired(ProblemError):
+    status, slug, title = 428, "precondition-required", "Precondition required"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation-error", "Validation error"
+
+    @classmethod
+    def at(cls, loc: Sequence[str | int], msg: str) -> ValidationFailed:
+        return cls(msg, errors=[{"loc": list(loc), "msg": msg}])
+
+
+class RateLimited(ProblemError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+def problem_response(
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if errors is not None:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
+def _http_slug(status: int) -> str:
+    return {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 413: "payload-too-large"}.get(
+        status, "http-" + str(status)
+    )
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the offending input back: it may be PHI, and it may be huge.
+    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type")} for err in exc.errors()]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, request=request, headers=exc.headers, errors=exc.errors
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_validation_errors(exc)
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+        return problem_response(422, slug="validation-error", title="Validation error", detail=detail, request=request, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        phrase = HTTPStatus(exc.status_code).phrase
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else f"{phrase}: {request.url.path}"
+        return problem_response(
+            exc.status_code, slug=_http_slug(exc.status_code), title=phrase, detail=detail, request=request, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return problem_response(
+            500, slug="internal-error", title="Internal server error",
+            detail="An unexpected error occurred; quote the request id when reporting it.", request=request,
+        )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries so every route documents the problems it can answer with."""
+    return {
+        status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }

@@ -1,0 +1,108 @@
+"""Pure-ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path).
+
+- a request id on every response (`X-Request-ID`; a well-formed incoming one is kept) and in every log line;
+- a body-size cap (413) enforced on Content-Length and on the bytes actually streamed;
+- `Cache-Control: no-store` on API responses, which carry PHI;
+- one access-log line per request naming the route template, never the raw path or query (they can hold PHI).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.context import request_id_var
+from api.errors import PayloadTooLarge, problem_response
+
+access_log = logging.getLogger("calmtrack.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        no_store = scope["path"].startswith("/v1/")
+
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            status = 413
+            self._log(scope, status, started)
+            request_id_var.reset(token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                if no_store:
+                    headers.append((b"cache-control", b"no-store"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _BodyTooLarge:
+            if not response_started:
+                status = 413
+                await self._too_large(scope, receive, send)
+        finally:
+            self._log(scope, status, started)
+            request_id_var.reset(token)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exc = PayloadTooLarge(f"Request bodies are limited to {self.max_body_bytes} bytes")
+        response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail)
+        response.headers["x-request-id"] = request_id_var.get() or ""
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        access_log.info(
+            "%s %s %d %.1fms", scope.get("method"), template, status, (time.perf_counter() - started) * 1000
+        )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None

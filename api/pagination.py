@@ -1,0 +1,99 @@
+"""The one pagination scheme: keyset cursors over a stable, unique ordering.
+
+A cursor encodes the sort key of the last item returned; the next page starts strictly after it. Because the key
+includes the primary key and never changes for a row, a cursor survives concurrent inserts without repeating
+items, and rows committed before the next page is read are not skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from api.errors import ValidationFailed
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (default 50, max 200)")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=1024, description="Opaque cursor from the previous page's next_cursor")
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+SortKey = tuple[InstrumentedAttribute, Literal["asc", "desc"]]
+
+
+def _encode(values: Sequence[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v) for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(keys):
+            raise ValueError("wrong shape")
+        return [_parse(value, column.type.python_type) for value, (column, _) in zip(raw, keys, strict=True)]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, NotImplementedError):
+        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
+
+
+def _parse(value: str, python_type: type) -> Any:
+    if python_type is uuid.UUID:
+        return uuid.UUID(value)
+    if python_type is dt.datetime:
+        parsed = dt.datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive instant")
+        return parsed
+    if python_type is dt.date:
+        return dt.date.fromisoformat(value)
+    if python_type is int:
+        return int(value)
+    if python_type is str:
+        return str(value)
+    raise TypeError(python_type)
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """(k1, k2, …) strictly after (v1, v2, …) in the given per-column directions."""
+    clauses = []
+    for i, (column, direction) in enumerate(keys):
+        beyond = column > values[i] if direction == "asc" else column < values[i]
+        clauses.append(and_(*[keys[j][0] == values[j] for j in range(i)], beyond))
+    return or_(*clauses)
+
+
+def keyset(stmt: Select, keys: Sequence[SortKey], *, limit: int, cursor: str | None) -> Select:
+    """Orders, filters past the cursor and fetches one row more than asked, to know whether a next page exists."""
+    if cursor:
+        stmt = stmt.where(_after(keys, _decode(cursor, keys)))
+    order = [column.asc() if direction == "asc" else column.desc() for column, direction in keys]
+    return stmt.order_by(*order).limit(limit + 1)
+
+
+def page_of(rows: Sequence[T], keys: Sequence[SortKey], *, limit: int) -> tuple[list[T], str | None]:
+    """Trims the look-ahead row and builds the next cursor from the last row kept."""
+    items = list(rows[:limit])
+    if len(rows) <= limit:
+        return items, None
+    last = items[-1]
+    return items, _encode([getattr(last, column.key) for column, _ in keys])

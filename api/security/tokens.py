@@ -1,0 +1,101 @@
+"""Access tokens (short-lived JWTs) and opaque refresh/enrollment secrets.
+
+Access tokens: HS256 only (explicit allow-list), `typ: at+jwt` header checked after verification (PyJWT does not),
+`exp`, `iat`, `iss`, `aud`, `sub` required. Refresh tokens are random opaque strings stored as SHA-256, so one can
+never be mistaken for the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from api.settings import Settings
+from models.base import utcnow
+from models.users import Role
+
+ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "at+jwt"
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as asserted by a verified access token."""
+
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: Role
+    patient_id: uuid.UUID | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role == Role.clinician
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role == Role.patient
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue_access_token(settings: Settings, caller: Caller, *, now: dt.datetime | None = None) -> tuple[str, int]:
+    now = now or utcnow()
+    lifetime = settings.access_token_minutes * 60
+    claims = {
+        "sub": str(caller.user_id),
+        "org": str(caller.organization_id),
+        "role": caller.role.value,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    if caller.patient_id is not None:
+        claims["pid"] = str(caller.patient_id)
+    token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
+    return token, lifetime
+
+
+def decode_access_token(settings: Settings, token: str) -> Caller:
+    try:
+        decoded = jwt.decode_complete(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED_CLAIMS},
+        )
+        if decoded["header"].get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidToken("not an access token")
+        claims = decoded["payload"]
+        pid = claims.get("pid")
+        return Caller(
+            user_id=uuid.UUID(claims["sub"]),
+            organization_id=uuid.UUID(claims["org"]),
+            role=Role(claims["role"]),
+            patient_id=uuid.UUID(pid) if pid else None,
+        )
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+        raise InvalidToken(str(exc)) from exc
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,62 @@
+"""Configuration from the environment (pydantic-settings), validated once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "calmtrack-development-key-do-not-use-in-production"
+MIN_SECRET_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "production"
+    database_url: str = "sqlite:///./calmtrack.db"
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+
+    jwt_issuer: str = "calmtrack"
+    jwt_audience: str = "calmtrack-api"
+    # RFC 8725 / the contract: access tokens live at most 15 minutes.
+    access_token_minutes: int = Field(default=15, ge=1, le=15)
+    refresh_token_days: int = Field(default=30, ge=1, le=90)
+    enrollment_code_hours: int = Field(default=72, ge=1, le=72)
+
+    # Per-account login throttling: after `login_max_failures` failures the account (or unknown email) is locked for
+    # `login_lockout_base_seconds`, doubling with every further failure, capped at `login_lockout_max_seconds`.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_base_seconds: int = Field(default=30, ge=1)
+    login_lockout_max_seconds: int = Field(default=900, ge=1)
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    docs_enabled: bool = True
+    webhook_allow_private_targets: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_key(self) -> Settings:
+        if self.environment == "development":
+            return self
+        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_BYTES} bytes "
+                "outside ENVIRONMENT=development"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,36 @@
+from typing import Literal
+
+from fastapi import APIRouter, Query, status
+
+from api.deps import AdminCaller, SessionDep, StaffCaller
+from api.errors import problem_responses
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from api.users import service
+from api.users.schemas import UserCreate, UserPublic
+from models.users import Role
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+
+@router.post(
+    "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 422)
+)
+async def create_user(body: UserCreate, caller: AdminCaller, session: SessionDep) -> UserPublic:
+    """Create a clinician or admin in the caller's organization (admins only)."""
+    user = await service.create_user(session, caller.organization_id, body, caller=caller)
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))
+async def list_users(
+    caller: StaffCaller,
+    session: SessionDep,
+    role: Literal["clinician", "admin"] | None = Query(default=None),
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[UserPublic]:
+    """Staff of the caller's organization, by name (admins and clinicians, e.g. to build care teams)."""
+    users, next_cursor = await service.list_staff(
+        session, caller, role=Role(role) if role else None, limit=limit, cursor=cursor
+    )
+    return Page(items=[UserPublic.model_validate(u, from_attributes=True) for u in users], next_cursor=next_cursor)

@@ -1,0 +1,27 @@
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from api.types import Email, Name, Password
+from models.users import Role
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    full_name: Name
+    # Patient logins are created only through enrollment codes, never here.
+    role: Literal["clinician", "admin"]
+    password: Password
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    created_at: dt.datetime

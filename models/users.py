@@ -1,0 +1,62 @@
+"""Logins (staff and patients), refresh-token families and login throttling."""
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import Index, String, text
+from sqlmodel import Field, SQLModel
+
+from models.base import id_field, instant_field
+
+
+class Role(StrEnum):
+    admin = "admin"
+    clinician = "clinician"
+    patient = "patient"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+
+    id: uuid.UUID = id_field()
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
+    # Stored lower-cased; unique across the whole service because login is by email alone.
+    email: str = Field(max_length=320, unique=True)
+    full_name: str = Field(max_length=200)
+    role: Role = Field(sa_type=String(16))
+    password_hash: str = Field(max_length=255)
+    # Set for patient logins only: the patient record this login belongs to.
+    patient_id: uuid.UUID | None = Field(default=None, foreign_key="patient.id", unique=True)
+    is_active: bool = True
+    created_at: dt.datetime = instant_field(default_now=True)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One row per issued refresh token; the token itself is never stored, only its SHA-256."""
+
+    __tablename__ = "refresh_token"
+
+    id: uuid.UUID = id_field()
+    token_hash: str = Field(max_length=64, unique=True)
+    family_id: uuid.UUID
+    user_id: uuid.UUID = Field(foreign_key="app_user.id", index=True)
+    issued_at: dt.datetime = instant_field(default_now=True)
+    expires_at: dt.datetime = instant_field()
+    # Set when the token is exchanged for a new one; presenting it again after that is reuse.
+    rotated_at: dt.datetime | None = instant_field(default=None)
+    revoked_at: dt.datetime | None = instant_field(default=None)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed-login counter per account key (a hash of the email, so unknown emails are throttled the same)."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    locked_until: dt.datetime | None = instant_field(default=None)
+    last_failure_at: dt.datetime | None = instant_field(default=None)
+
+
+Index("ix_refresh_token_live_family", RefreshToken.family_id, postgresql_where=text("revoked_at IS NULL"))
