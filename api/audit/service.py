@@ -80,7 +80,10 @@ async def record_denied(
     patient_id: uuid.UUID | None = None,
     organization_id: uuid.UUID | None = None,
 ) -> None:
-    """Commits a denied attempt at once: the request is about to fail and roll back its own work."""
+    """Commits a denied attempt at once: the request is about to fail and roll back its own work.
+
+    The rollback expires every object loaded in the session: read what you need from them before calling this.
+    """
     await session.rollback()
     record(session, caller, action, resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
            organization_id=organization_id, outcome=DENIED)

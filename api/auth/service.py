@@ -81,10 +81,10 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
 
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
         # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
+        retry_after = int((throttle.locked_until - now).total_seconds()) + 1
         await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=target,
                                   organization_id=org)
-        raise RateLimited("Too many failed logins; try again later",
-                          retry_after=int((throttle.locked_until - now).total_seconds()) + 1)
+        raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
 
     valid, new_hash = verify_password(password, user.password_hash if user and user.is_active else None)
     if not valid:

@@ -1,0 +1,276 @@
+"""Login, lockout, refresh rotation and reuse detection, logout, token validation."""
+
+import asyncio
+import datetime as dt
+import time
+
+import jwt
+import pytest
+
+from api.security.tokens import ACCESS_TOKEN_TYPE
+from tests.conftest import TEST_SECRET
+from tests.factories import PASSWORD
+
+
+async def login(client, email, password=PASSWORD):
+    return await client.post("/v1/auth/login", json={"email": email, "password": password})
+
+
+async def test_login_returns_token_pair_and_me(client, world):
+    response = await login(client, world.clinician.user.email)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert 0 < body["expires_in"] <= 15 * 60
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200
+    assert me.json() == {
+        "id": str(world.clinician.id), "email": world.clinician.user.email, "full_name": "Cleo Clinician",
+        "role": "clinician", "organization_id": str(world.org_a.id), "patient_id": None,
+    }
+
+
+async def test_login_email_is_case_insensitive(client, world):
+    response = await login(client, world.clinician.user.email.upper())
+    assert response.status_code == 200
+
+
+async def test_patient_me_carries_patient_id(client, world):
+    me = await client.get("/v1/me", headers=world.patient_user.headers)
+    assert me.json()["patient_id"] == str(world.patient.id)
+    assert me.json()["role"] == "patient"
+
+
+async def test_unknown_email_and_wrong_password_are_indistinguishable(client, world):
+    wrong = await login(client, world.clinician.user.email, "not the password at all")
+    unknown = await login(client, "nobody@example.com", "not the password at all")
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda body: {k: v for k, v in body.items() if k != "request_id"}  # noqa: E731
+    assert strip(wrong.json()) == strip(unknown.json())
+    assert wrong.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+
+
+async def test_repeated_failures_lock_out_with_retry_after(client, world, settings):
+    email = world.clinician.user.email
+    for _ in range(settings.login_max_failures):
+        assert (await login(client, email, "wrong password!!")).status_code == 401
+    locked = await login(client, email)  # even the right password is refused while locked
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) >= 1
+    assert locked.headers["content-type"] == "application/problem+json"
+
+
+async def test_unknown_email_locks_out_the_same_way(client, settings):
+    for _ in range(settings.login_max_failures):
+        assert (await login(client, "ghost@example.com", "wrong password!!")).status_code == 401
+    assert (await login(client, "ghost@example.com", "wrong password!!")).status_code == 429
+
+
+async def test_lockout_is_audited(client, world, settings):
+    for _ in range(settings.login_max_failures):
+        await login(client, world.clinician.user.email, "wrong password!!")
+    events = await client.get("/v1/audit-events", params={"limit": 200}, headers=world.admin.headers)
+    actions = [e["action"] for e in events.json()["items"]]
+    assert "auth.lockout" in actions
+    assert actions.count("auth.login_failed") == settings.login_max_failures
+
+
+async def test_success_resets_failure_count(client, world, settings):
+    email = world.clinician.user.email
+    for _ in range(settings.login_max_failures - 1):
+        await login(client, email, "wrong password!!")
+    assert (await login(client, email)).status_code == 200
+    for _ in range(settings.login_max_failures - 1):
+        await login(client, email, "wrong password!!")
+    assert (await login(client, email)).status_code == 200
+
+
+async def test_stored_hash_is_argon2id_with_owasp_parameters(app, world):
+    stored = world.clinician.user.password_hash
+    assert stored.startswith("$argon2id$")
+    params = dict(p.split("=") for p in stored.split("$")[3].split(","))
+    assert int(params["m"]) >= 19 * 1024 and int(params["t"]) >= 2 and int(params["p"]) >= 1
+
+
+async def test_refresh_rotates_and_old_token_stops_working(client, world):
+    first = (await login(client, world.clinician.user.email)).json()
+    second = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first["refresh_token"]
+    third = await client.post("/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    assert third.status_code == 200
+
+
+async def test_refresh_reuse_revokes_the_whole_family(client, world):
+    first = (await login(client, world.clinician.user.email)).json()
+    second = (await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    reuse = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reuse.status_code == 401
+    # The legitimate holder's newer token is now dead too: the family is revoked.
+    after = await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert after.status_code == 401
+    # Other sessions of the same user (another family) are unaffected.
+    other = (await login(client, world.clinician.user.email)).json()
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})).status_code == 200
+
+
+@pytest.mark.postgres_only
+async def test_concurrent_refresh_with_one_token_succeeds_once(client, world):
+    pair = (await login(client, world.clinician.user.email)).json()
+    answers = await asyncio.gather(
+        *[client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}) for _ in range(5)]
+    )
+    assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]
+
+
+async def test_logout_ends_the_session(client, world):
+    pair = (await login(client, world.clinician.user.email)).json()
+    assert (await client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})).status_code == 204
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})).status_code == 401
+    # Logging out twice, or with an unknown token, is harmless.
+    assert (await client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})).status_code == 204
+    assert (await client.post("/v1/auth/logout", json={"refresh_token": "unknown"})).status_code == 204
+
+
+async def test_unknown_refresh_token_is_401(client):
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": "not-a-token"})
+    assert response.status_code == 401
+
+
+def _claims(world, **overrides):
+    now = int(time.time())
+    claims = {"sub": str(world.admin.id), "org": str(world.org_a.id), "role": "admin", "iss": "calmtrack",
+              "aud": "calmtrack-api", "iat": now, "exp": now + 600}
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _sign(claims, key=TEST_SECRET, alg="HS256", typ=ACCESS_TOKEN_TYPE):
+    return jwt.encode(claims, key, algorithm=alg, headers={"typ": typ})
+
+
+def _alg_none(claims):
+    import base64
+    import json
+
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': ACCESS_TOKEN_TYPE})}.{part(claims)}."
+
+
+BAD_TOKENS = {
+    "expired": lambda w: _sign(_claims(w, iat=int(time.time()) - 3600, exp=int(time.time()) - 60)),
+    "other_key": lambda w: _sign(_claims(w), key="another-secret-key-that-is-also-32-bytes-long"),
+    "alg_none": lambda w: _alg_none(_claims(w)),
+    "wrong_audience": lambda w: _sign(_claims(w, aud="someone-else")),
+    "wrong_issuer": lambda w: _sign(_claims(w, iss="evil")),
+    "no_exp": lambda w: _sign(_claims(w, exp=None)),
+    "no_sub": lambda w: _sign(_claims(w, sub=None)),
+    "not_an_access_token": lambda w: _sign(_claims(w), typ="JWT"),
+    "garbage": lambda w: "not.a.jwt",
+    "hs512": lambda w: _sign(_claims(w), alg="HS512"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+async def test_bad_tokens_are_401_with_www_authenticate(client, world, kind):
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {BAD_TOKENS[kind](world)}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_missing_token_is_401(client):
+    response = await client.get("/v1/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_refresh_token_cannot_be_used_as_bearer(client, world):
+    pair = (await login(client, world.clinician.user.email)).json()
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {pair['refresh_token']}"})
+    assert response.status_code == 401
+
+
+async def test_access_token_lifetime_is_at_most_15_minutes(client, world):
+    pair = (await login(client, world.clinician.user.email)).json()
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 15 * 60
+    assert jwt.get_unverified_header(pair["access_token"])["typ"] == ACCESS_TOKEN_TYPE
+
+
+# --- enrollment ---------------------------------------------------------------------------------------------
+
+
+async def issue_code(client, world, patient=None):
+    patient = patient or world.fresh_patient
+    response = await client.post(f"/v1/patients/{patient.id}/enrollment-codes", headers=world.clinician.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_enrollment_creates_a_patient_login(client, world):
+    code = await issue_code(client, world)
+    expires = dt.datetime.fromisoformat(code["expires_at"])
+    assert dt.timedelta(hours=71) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=72)
+    response = await client.post("/v1/auth/enroll", json={
+        "code": code["code"].lower(), "email": "Finn@Example.com", "password": "a long enough secret"})
+    assert response.status_code == 201, response.text
+    token = response.json()["access_token"]
+    me = (await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["role"] == "patient" and me["patient_id"] == str(world.fresh_patient.id)
+    assert me["email"] == "finn@example.com"
+    # The new login works with email and password.
+    assert (await login(client, "finn@example.com", "a long enough secret")).status_code == 200
+
+
+async def test_enrollment_code_is_single_use(client, world):
+    code = await issue_code(client, world)
+    body = {"code": code["code"], "email": "finn@example.com", "password": "a long enough secret"}
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 201
+    again = await client.post("/v1/auth/enroll", json={**body, "email": "finn2@example.com"})
+    assert again.status_code == 422
+    assert again.json()["errors"][0]["loc"] == ["body", "code"]
+
+
+async def test_new_code_supersedes_the_old_one(client, world):
+    old = await issue_code(client, world)
+    new = await issue_code(client, world)
+    body = {"email": "finn@example.com", "password": "a long enough secret"}
+    assert (await client.post("/v1/auth/enroll", json={**body, "code": old["code"]})).status_code == 422
+    assert (await client.post("/v1/auth/enroll", json={**body, "code": new["code"]})).status_code == 201
+
+
+async def test_expired_code_is_refused(client, world, app):
+    from sqlalchemy import update
+
+    from models import EnrollmentCode
+
+    code = await issue_code(client, world)
+    async with app.state.sessions() as session:
+        await session.exec(update(EnrollmentCode).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        await session.commit()
+    response = await client.post("/v1/auth/enroll", json={
+        "code": code["code"], "email": "finn@example.com", "password": "a long enough secret"})
+    assert response.status_code == 422
+
+
+async def test_enrollment_with_a_taken_email_is_409(client, world):
+    code = await issue_code(client, world)
+    response = await client.post("/v1/auth/enroll", json={
+        "code": code["code"], "email": world.clinician.user.email, "password": "a long enough secret"})
+    assert response.status_code == 409
+
+
+async def test_no_code_for_a_patient_who_already_has_a_login(client, world):
+    response = await client.post(f"/v1/patients/{world.patient.id}/enrollment-codes", headers=world.clinician.headers)
+    assert response.status_code == 409
+
+
+async def test_enrollment_rejects_weak_password(client, world):
+    code = await issue_code(client, world)
+    response = await client.post("/v1/auth/enroll", json={
+        "code": code["code"], "email": "finn@example.com", "password": "short"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "password"]
