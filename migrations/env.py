@@ -1,6 +1,7 @@
 """Alembic environment: async engines for both SQLite and PostgreSQL, URLs normalised like the app's."""
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy import pool
@@ -9,7 +10,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
 from api.db import async_url
-from api.settings import get_settings
+from api.settings import Settings
 from models.base import UTCDateTime
 
 config = context.config
@@ -52,7 +53,12 @@ async def run_async(url) -> None:
     await engine.dispose()
 
 
-url = async_url(config.get_main_option("sqlalchemy.url") or get_settings().database_url)
+# The alembic CLI needs only the database, not the rest of the settings (no SECRET_KEY to migrate).
+url = async_url(
+    config.get_main_option("sqlalchemy.url")
+    or os.environ.get("DATABASE_URL")
+    or Settings.model_fields["database_url"].default
+)
 if context.is_offline_mode():
     configure(url=url.set(drivername=url.get_backend_name()), literal_binds=True)
     with context.begin_transaction():

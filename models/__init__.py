@@ -1,7 +1,9 @@
 """SQLModel tables, one module per domain. Importing this package registers every table on SQLModel.metadata."""
 
 from models.audit import AuditEvent
+from models.idempotency import IdempotencyRecord
 from models.organizations import Organization
+from models.outbox import OutboxEvent
 from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patient
 from models.users import LoginThrottle, RefreshToken, Role, User
 
@@ -10,8 +12,10 @@ __all__ = [
     "CareTeamMember",
     "CareTeamRole",
     "EnrollmentCode",
+    "IdempotencyRecord",
     "LoginThrottle",
     "Organization",
+    "OutboxEvent",
     "Patient",
     "RefreshToken",
     "Role",

@@ -1,4 +1,5 @@
-"""Initial schema: organizations, users, patients, care teams, enrollment codes, tokens, audit log.
+"""Initial schema: organizations, users, patients, care teams, enrollment codes, tokens, audit log, outbox,
+idempotency keys.
 
 The audit log is append-only: triggers refuse UPDATE and DELETE on both PostgreSQL and SQLite.
 
@@ -132,11 +133,47 @@ def upgrade() -> None:
         batch_op.create_index('ix_refresh_token_live_family', ['family_id'], unique=False, postgresql_where=sa.text('revoked_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_refresh_token_user_id'), ['user_id'], unique=False)
 
+    op.create_table('idempotency_key',
+    sa.Column('actor_id', sa.Uuid(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('request_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('response_status', sa.Integer(), nullable=True),
+    sa.Column('response_body', sa.JSON(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('actor_id', 'key')
+    )
+    with op.batch_alter_table('idempotency_key', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idempotency_key_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('outbox_event',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('dispatched_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outbox_event', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_event_pending', ['created_at'], unique=False, postgresql_where=sa.text('dispatched_at IS NULL'), sqlite_where=sa.text('dispatched_at IS NULL'))
+
     _protect_audit_log()
 
 
 def downgrade() -> None:
     _unprotect_audit_log()
+    with op.batch_alter_table('outbox_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_event_pending', postgresql_where=sa.text('dispatched_at IS NULL'), sqlite_where=sa.text('dispatched_at IS NULL'))
+
+    op.drop_table('outbox_event')
+    with op.batch_alter_table('idempotency_key', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idempotency_key_expires_at'))
+
+    op.drop_table('idempotency_key')
+
     with op.batch_alter_table('refresh_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refresh_token_user_id'))
         batch_op.drop_index('ix_refresh_token_live_family', postgresql_where=sa.text('revoked_at IS NULL'))
