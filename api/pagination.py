@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, String, TypeDecorator, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api.errors import ValidationFailed
@@ -51,9 +51,15 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(keys):
             raise ValueError("wrong shape")
-        return [_parse(value, column.type.python_type) for value, (column, _) in zip(raw, keys, strict=True)]
+        return [_parse(value, _python_type(column)) for value, (column, _) in zip(raw, keys, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, NotImplementedError):
         raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
+
+
+def _python_type(column: InstrumentedAttribute) -> type:
+    # SQLModel's AutoString reports `object`; every string column decodes as str.
+    storage = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+    return str if isinstance(storage, String) else storage.python_type
 
 
 def _parse(value: str, python_type: type) -> Any:

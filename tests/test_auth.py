@@ -2,14 +2,13 @@
 
 import asyncio
 import datetime as dt
-import time
 
 import jwt
 import pytest
 
 from api.security.tokens import ACCESS_TOKEN_TYPE
-from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD
+from tests.tokens import BAD_TOKENS
 
 
 async def login(client, email, password=PASSWORD):
@@ -135,42 +134,6 @@ async def test_logout_ends_the_session(client, world):
 async def test_unknown_refresh_token_is_401(client):
     response = await client.post("/v1/auth/refresh", json={"refresh_token": "not-a-token"})
     assert response.status_code == 401
-
-
-def _claims(world, **overrides):
-    now = int(time.time())
-    claims = {"sub": str(world.admin.id), "org": str(world.org_a.id), "role": "admin", "iss": "calmtrack",
-              "aud": "calmtrack-api", "iat": now, "exp": now + 600}
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def _sign(claims, key=TEST_SECRET, alg="HS256", typ=ACCESS_TOKEN_TYPE):
-    return jwt.encode(claims, key, algorithm=alg, headers={"typ": typ})
-
-
-def _alg_none(claims):
-    import base64
-    import json
-
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none', 'typ': ACCESS_TOKEN_TYPE})}.{part(claims)}."
-
-
-BAD_TOKENS = {
-    "expired": lambda w: _sign(_claims(w, iat=int(time.time()) - 3600, exp=int(time.time()) - 60)),
-    "other_key": lambda w: _sign(_claims(w), key="another-secret-key-that-is-also-32-bytes-long"),
-    "alg_none": lambda w: _alg_none(_claims(w)),
-    "wrong_audience": lambda w: _sign(_claims(w, aud="someone-else")),
-    "wrong_issuer": lambda w: _sign(_claims(w, iss="evil")),
-    "no_exp": lambda w: _sign(_claims(w, exp=None)),
-    "no_sub": lambda w: _sign(_claims(w, sub=None)),
-    "not_an_access_token": lambda w: _sign(_claims(w), typ="JWT"),
-    "garbage": lambda w: "not.a.jwt",
-    "hs512": lambda w: _sign(_claims(w), alg="HS512"),
-}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_TOKENS))

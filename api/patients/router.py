@@ -1,11 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from api.authz import authorize_patient
 from api.deps import CallerDep, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
+from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.patients import service
 from api.patients.schemas import (
@@ -23,10 +24,17 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
 @router.post(
     "", response_model=PatientPublic, status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 422)
 )
-async def create_patient(body: PatientCreate, caller: StaffCaller, session: SessionDep) -> PatientPublic:
+async def create_patient(
+    body: PatientCreate, caller: StaffCaller, session: SessionDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> PatientPublic:
     """Register a patient; a creating clinician joins the care team as prescriber."""
-    patient = await service.create_patient(session, caller, body)
-    return (await service.present(session, [patient]))[0]
+
+    async def create() -> Created:
+        patient = await service.create_patient(session, caller, body)
+        return Created(body=(await service.present(session, [patient]))[0].model_dump(mode="json"))
+
+    return await run_idempotent(session, caller, idempotency_key, request, body, create)
 
 
 @router.get("", response_model=Page[PatientPublic], responses=problem_responses(401, 403, 422))

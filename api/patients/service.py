@@ -63,13 +63,14 @@ async def present(session: AsyncSession, patients: Sequence[Patient]) -> list[Pa
 async def create_patient(session: AsyncSession, caller: Caller, request: PatientCreate) -> Patient:
     patient = Patient(organization_id=caller.organization_id, **request.model_dump())
     session.add(patient)
-    if caller.role == Role.clinician:
-        session.add(CareTeamMember(patient_id=patient.id, user_id=caller.user_id, role=CareTeamRole.prescriber))
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
         raise Conflict(EXTERNAL_ID_TAKEN) from None
+    # Flushed separately: without ORM relationships the unit of work does not order the two inserts by their FK.
+    if caller.role == Role.clinician:
+        session.add(CareTeamMember(patient_id=patient.id, user_id=caller.user_id, role=CareTeamRole.prescriber))
     audit.record(session, caller, "patient.create", resource_type="patient", resource_id=patient.id,
                  patient_id=patient.id)
     await session.commit()

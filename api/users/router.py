@@ -1,9 +1,10 @@
 from typing import Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from api.deps import AdminCaller, SessionDep, StaffCaller
 from api.errors import problem_responses
+from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.users import service
 from api.users.schemas import UserCreate, UserPublic
@@ -15,10 +16,17 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 @router.post(
     "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 422)
 )
-async def create_user(body: UserCreate, caller: AdminCaller, session: SessionDep) -> UserPublic:
+async def create_user(
+    body: UserCreate, caller: AdminCaller, session: SessionDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> UserPublic:
     """Create a clinician or admin in the caller's organization (admins only)."""
-    user = await service.create_user(session, caller.organization_id, body, caller=caller)
-    return UserPublic.model_validate(user, from_attributes=True)
+
+    async def create() -> Created:
+        user = await service.create_user(session, caller.organization_id, body, caller=caller)
+        return Created(body=UserPublic.model_validate(user, from_attributes=True).model_dump(mode="json"))
+
+    return await run_idempotent(session, caller, idempotency_key, request, body, create)
 
 
 @router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))

@@ -1,0 +1,66 @@
+"""The contract's "Roles and who sees what" for the foundation's routes: admin, clinician on the care team,
+clinician off it, another organization, the patient, another patient and bad tokens, each with exactly its answer.
+"""
+
+import pytest
+
+from tests.matrix import Route, cell_id, cells, check_route
+
+ADMIN_ONLY = dict(admin=201, clinician=403, other_clinician=403, patient_user=403, other_patient_user=403,
+                  admin_b=201, clinician_b=403)
+
+# The target patient's care team is `clinician`; it belongs to org A and has `patient_user` as its login.
+PATIENT_READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404,
+                    admin_b=404, clinician_b=404)
+PATIENT_WRITE = dict(admin=200, clinician=200, other_clinician=404, patient_user=403, other_patient_user=404,
+                     admin_b=404, clinician_b=404)
+
+ROUTES = [
+    Route("me", "GET", lambda w: "/v1/me",
+          dict(admin=200, clinician=200, other_clinician=200, patient_user=200, other_patient_user=200, admin_b=200,
+               clinician_b=200)),
+    Route("create_user", "POST", lambda w: "/v1/users", ADMIN_ONLY,
+          json=lambda w: {"email": "new.person@example.com", "full_name": "New Person", "role": "clinician",
+                          "password": "a long enough secret"}),
+    Route("list_users", "GET", lambda w: "/v1/users",
+          dict(admin=200, clinician=200, other_clinician=200, patient_user=403, other_patient_user=403, admin_b=200,
+               clinician_b=200)),
+    Route("create_patient", "POST", lambda w: "/v1/patients",
+          dict(admin=201, clinician=201, other_clinician=201, patient_user=403, other_patient_user=403, admin_b=201,
+               clinician_b=201),
+          json=lambda w: {"full_name": "New Patient", "date_of_birth": "1990-01-01", "timezone": "Europe/Berlin"}),
+    Route("list_patients", "GET", lambda w: "/v1/patients",
+          dict(admin=200, clinician=200, other_clinician=200, patient_user=403, other_patient_user=403, admin_b=200,
+               clinician_b=200)),
+    Route("read_patient", "GET", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_READ),
+    Route("update_patient", "PATCH", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_WRITE,
+          json=lambda w: {"external_id": "MRN-1"}),
+    Route("assign_care_team", "PUT", lambda w: f"/v1/patients/{w.patient.id}/care-team/{w.other_clinician.id}",
+          {**PATIENT_WRITE, "admin": 201, "clinician": 201}, json=lambda w: {"role": "monitor"}),
+    Route("remove_care_team", "DELETE", lambda w: f"/v1/patients/{w.patient.id}/care-team/{w.clinician.id}",
+          {**PATIENT_WRITE, "admin": 204, "clinician": 204}),
+    # fresh_patient (care team: clinician) has no login yet, so codes can be issued for it.
+    Route("enrollment_code", "POST", lambda w: f"/v1/patients/{w.fresh_patient.id}/enrollment-codes",
+          {**PATIENT_WRITE, "admin": 201, "clinician": 201, "patient_user": 404}),
+    Route("audit_events", "GET", lambda w: "/v1/audit-events",
+          dict(admin=200, clinician=403, other_clinician=403, patient_user=403, other_patient_user=403, admin_b=200,
+               clinician_b=403)),
+]
+
+
+@pytest.mark.parametrize(("route", "caller"), cells(ROUTES), ids=cell_id)
+async def test_access(client, world, route, caller):
+    await check_route(client, world, route, caller)
+
+
+@pytest.mark.parametrize("caller", ["admin_b", "clinician_b", "other_clinician", "other_patient_user"])
+async def test_patient_of_another_panel_or_organization_is_indistinguishable_from_a_missing_one(
+    client, world, caller
+):
+    import uuid
+
+    headers = world.actor(caller).headers
+    hidden = await client.get(f"/v1/patients/{world.patient.id}", headers=headers)
+    missing = await client.get(f"/v1/patients/{uuid.uuid4()}", headers=headers)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"] == missing.json()["detail"]
