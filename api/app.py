@@ -58,9 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
     return app
+
+
+def _wrap_outermost(app: FastAPI, middleware: type, **options: Any) -> None:
+    """Mounts `middleware` outside Starlette's server-error middleware, so that 500 answers carry the request id
+    and the request-id context is still set while the error is logged."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: middleware(build(), **options)  # type: ignore[method-assign]
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ docs/errors.md.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -170,7 +171,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
+        # Type and code locations only: exception messages can carry PHI (e.g. a database error quoting a value).
+        where = "".join(traceback.format_tb(exc.__traceback__)[-5:])
+        log.error("unhandled %s.%s\n%s", type(exc).__module__, type(exc).__qualname__, where)
         return problem_response(
             500, slug="internal-error", title="Internal server error",
             detail="An unexpected error occurred; quote the request id when reporting it.", request=request,

@@ -16,7 +16,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import request_id_var
-from api.errors import PayloadTooLarge, problem_response
+from api.errors import PayloadTooLarge, ProblemError, ValidationFailed, problem_response
 
 access_log = logging.getLogger("calmtrack.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -41,29 +41,28 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
+        body_too_large = False
         no_store = scope["path"].startswith("/v1/")
-
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
-            status = 413
-            self._log(scope, status, started)
-            request_id_var.reset(token)
-            return
-
         received = 0
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    body_too_large = True
                     raise _BodyTooLarge
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
+            if body_too_large:
+                # The framework turns an aborted body read into its own 400; the client gets our 413 instead.
+                if message["type"] == "http.response.start" and not response_started:
+                    status, response_started = 413, True
+                    await self._too_large(scope, receive, send)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
@@ -76,20 +75,42 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if b"%00" in scope.get("query_string", b""):
+                # PostgreSQL text cannot hold NUL: refuse it here once rather than in every query parameter.
+                status = 422
+                await self._problem(ValidationFailed("Query parameters must not contain NUL characters"),
+                                    scope, receive, send)
+                return
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                status = 413
+                await self._too_large(scope, receive, send)
+                return
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             if not response_started:
                 status = 413
                 await self._too_large(scope, receive, send)
+        except Exception:
+            # Starlette's server-error middleware has already logged it and answered 500; re-raising would only
+            # make the server log the same error again, with its message (which may hold PHI).
+            if not response_started:
+                raise
         finally:
             self._log(scope, status, started)
             request_id_var.reset(token)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = PayloadTooLarge(f"Request bodies are limited to {self.max_body_bytes} bytes")
+        await self._problem(PayloadTooLarge(f"Request bodies are limited to {self.max_body_bytes} bytes"),
+                            scope, receive, send, close=True)
+
+    @staticmethod
+    async def _problem(exc: ProblemError, scope: Scope, receive: Receive, send: Send, *, close: bool = False) -> None:
         response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail)
         response.headers["x-request-id"] = request_id_var.get() or ""
-        response.headers["connection"] = "close"
+        response.headers["cache-control"] = "no-store"
+        if close:
+            response.headers["connection"] = "close"
         await response(scope, receive, send)
 
     @staticmethod

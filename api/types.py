@@ -1,13 +1,13 @@
-"""Validated field types shared by request schemas."""
+"""Validated field types and the base class shared by request schemas."""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 MIN_PASSWORD_LENGTH = 12  # NIST SP 800-63B; no composition rules, a generous maximum.
 
@@ -35,3 +35,27 @@ Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_timezone)]
 BirthDate = Annotated[dt.date, AfterValidator(_check_birth_date)]
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: unknown fields are refused (a field that is not ours could be one that grants
+    power, like `role` or `patient_id`), and so are NUL characters anywhere (PostgreSQL text cannot hold them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        if _contains_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value

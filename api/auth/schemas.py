@@ -1,26 +1,23 @@
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from api.types import Email, Password
+from api.types import Email, Password, RequestModel
 from models.users import Role
 
 
-class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoginRequest(RequestModel):
     # Not validated as an email: a malformed address must fail exactly like an unknown one.
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=256)
 
 
-class RefreshRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
-class EnrollRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EnrollRequest(RequestModel):
     code: str = Field(min_length=1, max_length=32)
     email: Email
     password: Password

@@ -1,14 +1,13 @@
 import datetime as dt
 import uuid
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from api.types import BirthDate, Email, ExternalId, Name, Timezone
+from api.types import BirthDate, Email, ExternalId, Name, RequestModel, Timezone
 from models.patients import CareTeamRole
 
 
-class PatientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PatientCreate(RequestModel):
     full_name: Name
     date_of_birth: BirthDate
     timezone: Timezone
@@ -16,10 +15,9 @@ class PatientCreate(BaseModel):
     external_id: ExternalId | None = None
 
 
-class PatientUpdate(BaseModel):
+class PatientUpdate(RequestModel):
     """Every field optional; only those sent change. Required fields cannot be cleared (null → 422)."""
 
-    model_config = ConfigDict(extra="forbid")
     full_name: Name | None = None
     date_of_birth: BirthDate | None = None
     timezone: Timezone | None = None
@@ -48,8 +46,7 @@ class PatientPublic(BaseModel):
     care_team: list[CareTeamMemberPublic]
 
 
-class CareTeamAssignment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CareTeamAssignment(RequestModel):
     role: CareTeamRole
 
 

@@ -2,14 +2,13 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from api.types import Email, Name, Password
+from api.types import Email, Name, Password, RequestModel
 from models.users import Role
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserCreate(RequestModel):
     email: Email
     full_name: Name
     # Patient logins are created only through enrollment codes, never here.

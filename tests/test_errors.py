@@ -1,0 +1,130 @@
+"""Bad input never gets a 500: every error is problem+json with type, title, status and detail."""
+
+import pytest
+from fastapi import APIRouter
+
+PROBLEM = "application/problem+json"
+VALID = {"full_name": "Alex Doe", "date_of_birth": "1988-02-14", "timezone": "America/New_York"}
+
+
+def assert_problem(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"date_of_birth": 123}, "date_of_birth"),
+        ({"date_of_birth": "1988-02-30"}, "date_of_birth"),
+        ({"date_of_birth": "2999-01-01"}, "date_of_birth"),
+        ({"full_name": "x" * 201}, "full_name"),
+        ({"full_name": ""}, "full_name"),
+        ({"full_name": ["Alex"]}, "full_name"),
+        ({"full_name": "Alex\x00Doe"}, "full_name"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"timezone": "EST5EDT" * 20}, "timezone"),
+        ({"email": "not-an-email"}, "email"),
+        ({"external_id": "e" * 101}, "external_id"),
+        ({"role": "admin"}, "role"),
+        ({"organization_id": "00000000-0000-0000-0000-000000000000"}, "organization_id"),
+    ],
+)
+async def test_invalid_patient_fields_are_422_naming_the_field(client, world, change, field):
+    response = await client.post("/v1/patients", json={**VALID, **change}, headers=world.admin.headers)
+    body = assert_problem(response, 422)
+    assert ["body", field] in [error["loc"][:2] for error in body["errors"]]
+    # The offending input is never echoed back (it may be PHI).
+    assert "Alex\\u0000Doe" not in response.text and "input" not in body["errors"][0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"[]", b'"a string"', b"null", b'{"full_name": "\\ud800", "date_of_birth": "1988-02-14", '
+                                                    b'"timezone": "UTC"}', b"\xff\xfe"],
+)
+async def test_malformed_bodies_are_422(client, world, raw):
+    response = await client.post("/v1/patients", content=raw,
+                                 headers={**world.admin.headers, "Content-Type": "application/json"})
+    assert_problem(response, 422)
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "1", "00000000-0000-0000-0000-00000000000g", "%00"])
+async def test_malformed_path_ids_are_422(client, world, bad_id):
+    response = await client.get(f"/v1/patients/{bad_id}", headers=world.admin.headers)
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["loc"] == ["path", "patient_id"]
+
+
+async def test_huge_declared_body_is_413(client, world):
+    body = b'{"full_name": "' + b"x" * 2_000_000 + b'"}'
+    response = await client.post("/v1/patients", content=body,
+                                 headers={**world.admin.headers, "Content-Type": "application/json"})
+    assert_problem(response, 413)
+
+
+async def test_huge_streamed_body_is_413(client, world):
+    async def chunks():
+        yield b'{"full_name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = await client.post("/v1/patients", content=chunks(),
+                                 headers={**world.admin.headers, "Content-Type": "application/json"})
+    assert_problem(response, 413)
+
+
+async def test_unknown_route_and_method_are_problems(client, world):
+    assert_problem(await client.get("/v1/nothing-here", headers=world.admin.headers), 404)
+    assert_problem(await client.delete("/v1/users", headers=world.admin.headers), 405)
+
+
+async def test_unexpected_exception_is_a_bare_500_problem(app, client):
+    router = APIRouter()
+
+    @router.get("/v1/boom")
+    async def boom():
+        raise RuntimeError("secret internals: patient Pat Patient")
+
+    app.include_router(router)
+    response = await client.get("/v1/boom")
+    body = assert_problem(response, 500)
+    assert "secret" not in response.text and "RuntimeError" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_request_id_is_echoed_or_generated(client):
+    mine = await client.get("/healthz", headers={"X-Request-ID": "abc-123-def-456"})
+    assert mine.headers["x-request-id"] == "abc-123-def-456"
+    injected = await client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert injected.headers["x-request-id"] != "bad id\nwith newline"
+    assert len(injected.headers["x-request-id"]) == 32
+
+
+async def test_phi_responses_are_not_cached(client, world):
+    response = await client.get(f"/v1/patients/{world.patient.id}", headers=world.admin.headers)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_openapi_documents_problem_responses(client):
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/patients/{patient_id}"]["get"]
+    assert operation["responses"]["404"]["content"] == {
+        PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+async def test_nul_characters_are_refused_everywhere(client, world):
+    query = await client.get("/v1/patients", params={"q": "a\x00b"}, headers=world.admin.headers)
+    assert_problem(query, 422)
+    login = await client.post("/v1/auth/login", json={"email": "a\x00@example.com", "password": "whatever"})
+    assert_problem(login, 422)
+    nested_key = await client.patch(f"/v1/patients/{world.patient.id}", json={"full_name\x00": "x"},
+                                    headers=world.admin.headers)
+    assert_problem(nested_key, 422)
