@@ -4,7 +4,7 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import Column, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -26,7 +26,7 @@ def render_item(type_, obj, autogen_context):
 
 def compare_type(context, inspected_column, metadata_column, inspected_type, metadata_type):
     if isinstance(metadata_type, UTCDateTime):
-        return context.impl.compare_type(inspected_column, metadata_column.copy(type_=metadata_type.impl))
+        return context.impl.compare_type(inspected_column, Column(metadata_column.name, metadata_type.impl))
     return None
 
 

@@ -1,6 +1,6 @@
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
@@ -24,6 +24,8 @@ async def list_audit_events(
     session: SessionDep,
     patient_id: uuid.UUID | None = None,
     actor_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64, description="e.g. patient.read")] = None,
+    outcome: Literal["success", "denied"] | None = None,
     from_: Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive lower bound (RFC 3339)")] = None,
     to: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound (RFC 3339)")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -35,6 +37,10 @@ async def list_audit_events(
         stmt = stmt.where(AuditEvent.patient_id == patient_id)
     if actor_id is not None:
         stmt = stmt.where(AuditEvent.actor_id == actor_id)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if outcome is not None:
+        stmt = stmt.where(AuditEvent.outcome == outcome)
     if from_ is not None:
         stmt = stmt.where(AuditEvent.at >= from_.astimezone(dt.UTC))
     if to is not None:
