@@ -5,6 +5,7 @@ from models.idempotency import IdempotencyRecord
 from models.organizations import Organization
 from models.outbox import OutboxEvent
 from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patient
+from models.scores import Score
 from models.users import LoginThrottle, RefreshToken, Role, User
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "Patient",
     "RefreshToken",
     "Role",
+    "Score",
     "User",
 ]

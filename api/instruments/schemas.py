@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from api.instruments.registry import Instrument
+
+
+class ItemPublic(BaseModel):
+    index: int  # 0-based position in `items` of a score
+    text: str
+    loinc: str | None
+    urgent: bool
+
+
+class AnswerOptionPublic(BaseModel):
+    value: int
+    label: str
+
+
+class BandPublic(BaseModel):
+    label: str
+    min: int
+    max: int
+
+
+class InstrumentPublic(BaseModel):
+    code: str
+    name: str
+    description: str
+    prompt: str
+    citation: str
+    items: list[ItemPublic]
+    answer_options: list[AnswerOptionPublic]
+    item_min: int
+    item_max: int
+    total_min: int
+    total_max: int
+    bands: list[BandPublic]
+    positive_screen_threshold: int | None
+    clinically_meaningful_change: int | None
+    remission_below: int | None
+    urgent_items: list[int]
+    loinc_panel: str | None
+    loinc_total: str | None
+
+    @classmethod
+    def of(cls, instrument: Instrument) -> InstrumentPublic:
+        return cls(
+            code=instrument.code,
+            name=instrument.name,
+            description=instrument.description,
+            prompt=instrument.prompt,
+            citation=instrument.citation,
+            items=[ItemPublic(index=i, text=item.text, loinc=item.loinc, urgent=i in instrument.urgent_items)
+                   for i, item in enumerate(instrument.items)],
+            answer_options=[AnswerOptionPublic(value=o.value, label=o.label) for o in instrument.answer_options],
+            item_min=instrument.item_min,
+            item_max=instrument.item_max,
+            total_min=instrument.total_min,
+            total_max=instrument.total_max,
+            bands=[BandPublic(label=b.label, min=b.min, max=b.max) for b in instrument.bands],
+            positive_screen_threshold=instrument.positive_screen_threshold,
+            clinically_meaningful_change=instrument.clinically_meaningful_change,
+            remission_below=instrument.remission_below,
+            urgent_items=list(instrument.urgent_items),
+            loinc_panel=instrument.loinc_panel,
+            loinc_total=instrument.loinc_total,
+        )
+
+
+class InstrumentList(BaseModel):
+    """The whole registry in one answer (it is small and fixed), in the list shape of every other list."""
+
+    items: list[InstrumentPublic]
+    next_cursor: None = None

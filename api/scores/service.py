@@ -1,0 +1,260 @@
+"""Scores: server-side scoring, idempotent creates (single and batch), retraction, lists and delta sync.
+
+Every patient is reached through `api.authz.authorize_patient` (which also audits the access); statements live in
+`api.scores.queries`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import outbox
+from api.audit import service as audit
+from api.authz import authorize_patient
+from api.context import request_id_var
+from api.errors import TYPE_PREFIX, Conflict, NotFound, ProblemError, ValidationFailed
+from api.instruments.registry import INSTRUMENTS
+from api.scores import queries
+from api.scores.schemas import (
+    SCORE_CREATE,
+    BatchProblem,
+    BatchResult,
+    BatchScored,
+    ScoreCreate,
+    ScorePage,
+    ScorePublic,
+)
+from api.security.tokens import Caller
+from models.base import utcnow
+from models.scores import Score
+from models.users import Role
+
+# Who may enter scores: a patient their own, a care-team clinician in clinic. Admins see scores but do not enter them.
+ENTERING_ROLES = frozenset({Role.patient, Role.clinician})
+PATIENT_ONLY = frozenset({Role.patient})
+# Delta-sync watermarks trail the server clock by this much, which must exceed the longest time between stamping
+# `updated_at` and committing (one request's transaction, milliseconds normally) plus clock skew between API hosts.
+SYNC_MARGIN = dt.timedelta(minutes=5)
+
+# One answer for "your id with other content" and "someone else's id", so a conflict reveals nothing.
+ID_TAKEN = "A score with this id already exists with different content; use a new id"
+SCORE_NOT_FOUND = "Score not found"
+_COLUMNS = tuple(Score.model_fields)
+
+
+def _offset(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
+
+
+def present(score: Score, viewer: Caller) -> ScorePublic:
+    # A note a clinician typed on an in-clinic score is theirs: patients never see clinician notes.
+    hide_note = viewer.role == Role.patient and score.source == "clinician"
+    return ScorePublic(
+        id=score.id,
+        patient_id=score.patient_id,
+        instrument=score.instrument,
+        items=score.items,
+        total=score.total,
+        severity=score.severity,
+        urgent_items=list(INSTRUMENTS[score.instrument].urgent_answers(score.items)),
+        recorded_at=score.recorded_at,
+        recorded_utc_offset=_offset(score.recorded_offset_minutes),
+        received_at=score.received_at,
+        source=score.source,
+        entered_by=score.entered_by,
+        note=None if hide_note else score.note,
+        updated_at=score.updated_at,
+        deleted_at=score.deleted_at,
+    )
+
+
+def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: dt.datetime) -> Score:
+    scored = INSTRUMENTS[entry.instrument].score(entry.items)
+    offset = entry.recorded_at.utcoffset() or dt.timedelta(0)
+    return Score(
+        id=entry.id,
+        patient_id=patient_id,
+        instrument=entry.instrument,
+        items=list(entry.items),
+        total=scored.total,
+        severity=scored.severity,
+        recorded_at=entry.recorded_at.astimezone(dt.UTC),
+        recorded_offset_minutes=int(offset.total_seconds() // 60),
+        received_at=now,
+        source="clinician" if caller.role == Role.clinician else "patient",
+        entered_by=caller.user_id,
+        note=entry.note,
+        updated_at=now,
+    )
+
+
+def _values(score: Score) -> dict[str, Any]:
+    return {column: getattr(score, column) for column in _COLUMNS}
+
+
+def _is_replay(stored: Score | None, entry: ScoreCreate, patient_id: uuid.UUID) -> bool:
+    """Same patient and same body: recorded_at compared as an instant, whatever offset it came with."""
+    return (
+        stored is not None
+        and stored.patient_id == patient_id
+        and stored.instrument == entry.instrument
+        and list(stored.items) == entry.items
+        and stored.recorded_at == entry.recorded_at
+        and stored.note == entry.note
+    )
+
+
+def _score_created(session: AsyncSession, organization_id: uuid.UUID, score: Score) -> None:
+    outbox.enqueue(session, organization_id, "score.created", {"score_id": score.id, "patient_id": score.patient_id})
+
+
+async def create(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
+) -> tuple[ScorePublic, bool]:
+    """Stores a new score (True) or answers the stored one for a replay (False); a clashing id is 409.
+
+    The hot path is three round trips: the authorisation select, the insert, and the commit that flushes the
+    audit and outbox rows.
+    """
+    patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
+                                      resource_type="score", resource_id=entry.id)
+    patient_id, organization_id = patient.id, patient.organization_id
+    score = _new_score(entry, patient_id, caller, utcnow())
+    if await queries.insert_new(session, [_values(score)]):
+        _score_created(session, organization_id, score)
+        await session.commit()
+        return present(score, caller), True
+    stored = (await queries.by_ids(session, [entry.id])).get(entry.id)
+    if not _is_replay(stored, entry, patient_id):
+        await audit.record_denied(session, caller, "score.create", resource_type="score", resource_id=entry.id,
+                                  patient_id=patient_id)
+        raise Conflict(ID_TAKEN)
+    public = present(stored, caller)
+    await session.commit()
+    return public, False
+
+
+def _problem(exc: ProblemError) -> dict[str, Any]:
+    return {"type": TYPE_PREFIX + exc.slug, "title": exc.title, "status": exc.status, "detail": exc.detail,
+            "request_id": request_id_var.get(), "errors": exc.errors}
+
+
+def _invalid(index: int, exc: ValidationError) -> ValidationFailed:
+    # Like the request-level handler: locations and messages only, never the offending input (PHI, size).
+    errors = [{"loc": ["body", "scores", index, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+              for err in exc.errors(include_url=False, include_input=False, include_context=False)]
+    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    return ValidationFailed(detail, errors=errors)
+
+
+def _claimed_id(raw: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    except ValueError:
+        return None
+
+
+async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]) -> list[BatchResult]:
+    """Each entry succeeds or fails on its own, with the status it would have got alone (201/200/409/422).
+
+    A bounded number of statements whatever the batch size: one insert for every new entry, one select for the
+    ids that were taken, then a single commit with the audit and outbox rows.
+    """
+    patient = await authorize_patient(session, caller, caller.patient_id, "score.batch", roles=PATIENT_ONLY,
+                                      resource_type="score")
+    patient_id, organization_id = patient.id, patient.organization_id
+    now = utcnow()
+    results: list[BatchResult | None] = [None] * len(entries)
+    firsts: dict[uuid.UUID, tuple[int, ScoreCreate, Score]] = {}
+    repeats: list[tuple[int, ScoreCreate]] = []  # an id seen earlier in this same batch
+    for index, raw in enumerate(entries):
+        try:
+            entry = SCORE_CREATE.validate_python(raw)
+        except ValidationError as exc:
+            results[index] = BatchProblem(id=_claimed_id(raw), status=422, problem=_problem(_invalid(index, exc)))
+            continue
+        if entry.id in firsts:
+            repeats.append((index, entry))
+        else:
+            firsts[entry.id] = (index, entry, _new_score(entry, patient_id, caller, now))
+
+    inserted = await queries.insert_new(session, [_values(s) for _, _, s in firsts.values()]) if firsts else set()
+    stored = await queries.by_ids(session, firsts.keys() - inserted)
+    conflict = _problem(Conflict(ID_TAKEN))
+    for score_id, (index, entry, score) in firsts.items():
+        if score_id in inserted:
+            _score_created(session, organization_id, score)
+            results[index] = BatchScored(id=score_id, status=201, score=present(score, caller))
+        elif _is_replay(stored.get(score_id), entry, patient_id):
+            results[index] = BatchScored(id=score_id, status=200, score=present(stored[score_id], caller))
+        else:
+            results[index] = BatchProblem(id=score_id, status=409, problem=conflict)
+        audit.record(session, caller, "score.create", resource_type="score", resource_id=score_id,
+                     patient_id=patient_id, outcome=audit.DENIED if results[index].status == 409 else audit.SUCCESS)
+    for index, entry in repeats:
+        first_index, _, first_score = firsts[entry.id]
+        first = results[first_index]
+        if isinstance(first, BatchScored) and _is_replay(first_score, entry, patient_id):
+            results[index] = BatchScored(id=entry.id, status=200, score=first.score)
+        else:
+            results[index] = BatchProblem(id=entry.id, status=409, problem=conflict)
+    await session.commit()
+    return results  # type: ignore[return-value]  # every slot is filled above
+
+
+async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> None:
+    """Tombstones the patient's own score; repeating it is harmless. Unknown or someone else's: 404."""
+    patient = await authorize_patient(session, caller, caller.patient_id, "score.delete", roles=PATIENT_ONLY,
+                                      resource_type="score", resource_id=score_id)
+    patient_id = patient.id
+    if not await queries.tombstone(session, patient_id, score_id, utcnow()):
+        if not await queries.belongs_to(session, patient_id, score_id):
+            await audit.record_denied(session, caller, "score.delete", resource_type="score", resource_id=score_id,
+                                      patient_id=patient_id)
+            raise NotFound(SCORE_NOT_FOUND)
+    await session.commit()
+
+
+async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> ScorePublic:
+    score = await queries.get(session, score_id)
+    if score is None:
+        await audit.record_denied(session, caller, "score.read", resource_type="score", resource_id=score_id)
+        raise NotFound(SCORE_NOT_FOUND)
+    public = present(score, caller)
+    try:
+        await authorize_patient(session, caller, score.patient_id, "score.read", resource_type="score",
+                                resource_id=score_id)
+    except NotFound:
+        raise NotFound(SCORE_NOT_FOUND) from None  # the same answer as an unknown id
+    await session.commit()
+    return public
+
+
+async def list_scores(
+    session: AsyncSession,
+    caller: Caller,
+    patient_id: uuid.UUID | None,
+    *,
+    instrument: str | None,
+    recorded_from: dt.datetime | None,
+    recorded_to: dt.datetime | None,
+    updated_since: dt.datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> ScorePage:
+    # Taken before reading: any change stamped after it, even one committed late, is at or after the watermark.
+    watermark = utcnow() - SYNC_MARGIN
+    await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
+    scores, next_cursor = await queries.page(
+        session, patient_id, instrument=instrument, recorded_from=recorded_from, recorded_to=recorded_to,
+        updated_since=updated_since, limit=limit, cursor=cursor,
+    )
+    await session.commit()
+    return ScorePage(items=[present(s, caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
