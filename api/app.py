@@ -28,7 +28,7 @@ ROUTERS = (health_router, auth_router, users_router, patients_router, audit_rout
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 def _migrate(_args: argparse.Namespace) -> int:
     from api import migrate
-    from api.settings import get_settings
+    from api.settings import database_url
 
-    migrate.upgrade(get_settings().database_url)
+    migrate.upgrade(database_url())
     print(f"database at revision {migrate.head_revision()}")
     return 0
 

@@ -25,14 +25,17 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         # busy timeout: the embedded server shares one file between concurrent requests.
         engine = create_async_engine(url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it is a round trip on every checkout. A connection found dead fails its one request, and
+    # SQLAlchemy then invalidates the whole pool, so a database restart costs one error per process, not one per
+    # pooled connection.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,4 +1,7 @@
-"""Named dependency types: a route's signature says what it needs (`session: SessionDep, caller: StaffCaller`)."""
+"""Named dependency types: a route's signature says what it needs (`session: SessionDep, caller: StaffCaller`).
+
+Dependencies are `async def` even where they do not await: FastAPI runs plain `def` dependencies in a thread
+pool, a hop that costs more than the work itself on every request."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from api.settings import Settings
 from models.users import Role
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -31,7 +34,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login, /refresh or /enroll")
 
 
-def get_caller(
+async def get_caller(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
     if credentials is None:
@@ -45,7 +48,7 @@ def get_caller(
 def require_roles(*roles: Role):
     allowed = frozenset(roles)
 
-    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if caller.role not in allowed:
             raise Forbidden(f"This operation is not available to the {caller.role.value} role")
         return caller

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -17,6 +18,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite:///./calmtrack.db"
+    # Connections per process (and as many again in bursts); size it to the requests a process runs at once.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     secret_key: str = DEVELOPMENT_SECRET_KEY
 
     jwt_issuer: str = "calmtrack"
@@ -55,6 +58,11 @@ class Settings(BaseSettings):
                 "outside ENVIRONMENT=development"
             )
         return self
+
+
+def database_url() -> str:
+    """The database alone, for commands that need nothing else (migrating needs no signing key)."""
+    return os.environ.get("DATABASE_URL") or Settings.model_fields["database_url"].default
 
 
 @lru_cache

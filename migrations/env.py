@@ -1,7 +1,6 @@
 """Alembic environment: async engines for both SQLite and PostgreSQL, URLs normalised like the app's."""
 
 import asyncio
-import os
 
 from alembic import context
 from sqlalchemy import Column, pool
@@ -10,7 +9,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
 from api.db import async_url
-from api.settings import Settings
+from api.settings import database_url
 from models.base import UTCDateTime
 
 config = context.config
@@ -53,12 +52,7 @@ async def run_async(url) -> None:
     await engine.dispose()
 
 
-# The alembic CLI needs only the database, not the rest of the settings (no SECRET_KEY to migrate).
-url = async_url(
-    config.get_main_option("sqlalchemy.url")
-    or os.environ.get("DATABASE_URL")
-    or Settings.model_fields["database_url"].default
-)
+url = async_url(config.get_main_option("sqlalchemy.url") or database_url())
 if context.is_offline_mode():
     configure(url=url.set(drivername=url.get_backend_name()), literal_binds=True)
     with context.begin_transaction():
