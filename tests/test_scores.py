@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from api.instruments.registry import INSTRUMENTS
-from models import AuditEvent, OutboxEvent, Score
+from models import OutboxEvent, Score
 from tests.conftest import new_id
 
 GAD7 = [2, 1, 2, 3, 1, 0, 2]  # total 11, moderate
@@ -199,7 +199,8 @@ async def test_another_patients_id_is_409_and_reveals_nothing(client, world):
 async def test_replay_of_a_retracted_score_does_not_revive_it(client, world):
     payload = body()
     await post_mine(client, world.patient_user, payload)
-    assert (await client.delete(f"/v1/me/scores/{payload['id']}", headers=world.patient_user.headers)).status_code == 204
+    retracted = await client.delete(f"/v1/me/scores/{payload['id']}", headers=world.patient_user.headers)
+    assert retracted.status_code == 204
     replay = await post_mine(client, world.patient_user, payload)
     assert replay.status_code == 200 and replay.json()["deleted_at"] is not None
     assert (await client.get("/v1/me/scores", headers=world.patient_user.headers)).json()["items"] == []
@@ -389,7 +390,7 @@ async def test_cursor_pages_neither_skip_nor_repeat_under_concurrent_inserts(cli
         payload = body(recorded_at=(base + dt.timedelta(hours=i // 2)).isoformat())
         await post_mine(client, world.patient_user, payload)
         original.append(payload["id"])
-    seen, cursor, inserted = [], None, 0
+    seen, cursor = [], None
     while True:
         params = {"limit": 5} | ({"cursor": cursor} if cursor else {})
         page = (await client.get("/v1/me/scores", params=params, headers=world.patient_user.headers)).json()
@@ -397,7 +398,6 @@ async def test_cursor_pages_neither_skip_nor_repeat_under_concurrent_inserts(cli
         # Between pages another device adds scores older, newer and equal to what was already read.
         for recorded in (base - dt.timedelta(days=1), base + dt.timedelta(days=30), base + dt.timedelta(hours=5)):
             await post_mine(client, world.patient_user, body(recorded_at=recorded.isoformat()))
-            inserted += 1
         cursor = page["next_cursor"]
         if cursor is None:
             break
@@ -411,23 +411,27 @@ ACTORS = ("admin", "clinician", "other_clinician", "patient_user", "other_patien
           None)
 
 
+def matrix(expected: list[int]) -> list[tuple[str | None, int]]:
+    return list(zip(ACTORS, expected, strict=True))
+
+
 def headers_of(world, actor):
     return world.actor(actor).headers if actor else {}
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [403, 403, 403, 201, 201, 403, 403, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 201, 201, 403, 403, 401]))
 async def test_matrix_post_my_score(client, world, actor, expected):
     response = await client.post("/v1/me/scores", json=body(), headers=headers_of(world, actor))
     assert response.status_code == expected
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [403, 403, 403, 200, 200, 403, 403, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 200, 200, 403, 403, 401]))
 async def test_matrix_post_my_batch(client, world, actor, expected):
     response = await client.post("/v1/me/scores/batch", json={"scores": [body()]}, headers=headers_of(world, actor))
     assert response.status_code == expected
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [403, 403, 403, 200, 200, 403, 403, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 200, 200, 403, 403, 401]))
 async def test_matrix_list_my_scores(client, world, actor, expected):
     mine = body()
     await post_mine(client, world.patient_user, mine)
@@ -438,7 +442,7 @@ async def test_matrix_list_my_scores(client, world, actor, expected):
         assert ids == ([mine["id"]] if actor == "patient_user" else [])
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [403, 403, 403, 204, 404, 403, 403, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 204, 404, 403, 403, 401]))
 async def test_matrix_retract_my_score(client, world, actor, expected):
     mine = body()
     await post_mine(client, world.patient_user, mine)
@@ -446,7 +450,7 @@ async def test_matrix_retract_my_score(client, world, actor, expected):
     assert response.status_code == expected
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [403, 201, 404, 201, 404, 404, 404, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([403, 201, 404, 201, 404, 404, 404, 401]))
 async def test_matrix_post_patient_score(client, world, app, actor, expected):
     response = await client.post(f"/v1/patients/{world.patient.id}/scores", json=body(),
                                  headers=headers_of(world, actor))
@@ -454,7 +458,7 @@ async def test_matrix_post_patient_score(client, world, app, actor, expected):
     assert await count(app, Score) == (1 if expected == 201 else 0)
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [200, 200, 404, 200, 404, 404, 404, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([200, 200, 404, 200, 404, 404, 404, 401]))
 async def test_matrix_list_patient_scores(client, world, actor, expected):
     mine = body()
     await post_mine(client, world.patient_user, mine)
@@ -466,7 +470,7 @@ async def test_matrix_list_patient_scores(client, world, actor, expected):
         assert mine["id"] not in response.text
 
 
-@pytest.mark.parametrize(("actor", "expected"), list(zip(ACTORS, [200, 200, 404, 200, 404, 404, 404, 401])))
+@pytest.mark.parametrize(("actor", "expected"), matrix([200, 200, 404, 200, 404, 404, 404, 401]))
 async def test_matrix_read_score(client, world, actor, expected):
     mine = body()
     await post_mine(client, world.patient_user, mine)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.pagination import SortKey, keyset, page_of
+from api.scores.schemas import ScoreQuery
 from models.scores import Score
 
 NEWEST_RECORDED: list[SortKey] = [(Score.recorded_at, "desc"), (Score.id, "desc")]
@@ -61,42 +62,24 @@ async def belongs_to(session: AsyncSession, patient_id: uuid.UUID, score_id: uui
     return found.scalar_one_or_none() is not None
 
 
-def _filtered(
-    patient_id: uuid.UUID,
-    *,
-    instrument: str | None,
-    recorded_from: dt.datetime | None,
-    recorded_to: dt.datetime | None,
-    updated_since: dt.datetime | None,
-) -> Select:
+def _filtered(patient_id: uuid.UUID, query: ScoreQuery) -> Select:
     stmt = select(Score).where(Score.patient_id == patient_id)
-    if instrument is not None:
-        stmt = stmt.where(Score.instrument == instrument)
-    if recorded_from is not None:
-        stmt = stmt.where(Score.recorded_at >= recorded_from)
-    if recorded_to is not None:
-        stmt = stmt.where(Score.recorded_at < recorded_to)
-    if updated_since is None:
+    if query.instrument is not None:
+        stmt = stmt.where(Score.instrument == query.instrument)
+    if query.recorded_from is not None:
+        stmt = stmt.where(Score.recorded_at >= query.recorded_from)
+    if query.recorded_to is not None:
+        stmt = stmt.where(Score.recorded_at < query.recorded_to)
+    if query.updated_since is None:
         stmt = stmt.where(Score.deleted_at.is_(None))
     else:
-        stmt = stmt.where(Score.updated_at >= updated_since)  # tombstones included: other devices must drop them
+        stmt = stmt.where(Score.updated_at >= query.updated_since)  # tombstones included: other devices drop them
     return stmt
 
 
-async def page(
-    session: AsyncSession,
-    patient_id: uuid.UUID,
-    *,
-    instrument: str | None,
-    recorded_from: dt.datetime | None,
-    recorded_to: dt.datetime | None,
-    updated_since: dt.datetime | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Score], str | None]:
+async def page(session: AsyncSession, patient_id: uuid.UUID, query: ScoreQuery) -> tuple[list[Score], str | None]:
     """Newest recorded first; in delta sync (updated_since given) oldest change first, tombstones included."""
-    keys = NEWEST_RECORDED if updated_since is None else OLDEST_CHANGE
-    stmt = _filtered(patient_id, instrument=instrument, recorded_from=recorded_from, recorded_to=recorded_to,
-                     updated_since=updated_since)
-    rows = (await session.exec(keyset(stmt, keys, limit=limit, cursor=cursor))).scalars().all()
-    return page_of(rows, keys, limit=limit)
+    keys = NEWEST_RECORDED if query.updated_since is None else OLDEST_CHANGE
+    stmt = keyset(_filtered(patient_id, query), keys, limit=query.limit, cursor=query.cursor)
+    rows = (await session.exec(stmt)).scalars().all()
+    return page_of(rows, keys, limit=query.limit)

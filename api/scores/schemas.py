@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from api.instruments.registry import INSTRUMENTS, get_instrument
-from api.pagination import Page
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from models.base import utcnow
 
 MAX_BATCH = 500
@@ -90,6 +92,24 @@ class ScoreBatch(BaseModel):
         WithJsonSchema({"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
                         "items": {"$ref": "#/components/schemas/ScoreCreate"}}),
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreQuery:
+    """List filters (a FastAPI dependency: query parameters)."""
+
+    instrument: Annotated[InstrumentCode | None, Query()] = None
+    recorded_from: Annotated[
+        AwareDatetime | None, Query(alias="from", description="recorded_at at or after (RFC 3339)")
+    ] = None
+    recorded_to: Annotated[AwareDatetime | None, Query(alias="to", description="recorded_at before (RFC 3339)")] = None
+    updated_since: Annotated[
+        AwareDatetime | None,
+        Query(description="Delta sync: changes (tombstones included) at or after this server time; send the "
+                          "previous answer's sync_watermark"),
+    ] = None
+    limit: LimitQuery = DEFAULT_LIMIT
+    cursor: CursorQuery = None
 
 
 class ScorePublic(BaseModel):

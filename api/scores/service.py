@@ -28,6 +28,7 @@ from api.scores.schemas import (
     ScoreCreate,
     ScorePage,
     ScorePublic,
+    ScoreQuery,
 )
 from api.security.tokens import Caller
 from models.base import utcnow
@@ -238,23 +239,11 @@ async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> Sc
 
 
 async def list_scores(
-    session: AsyncSession,
-    caller: Caller,
-    patient_id: uuid.UUID | None,
-    *,
-    instrument: str | None,
-    recorded_from: dt.datetime | None,
-    recorded_to: dt.datetime | None,
-    updated_since: dt.datetime | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ScoreQuery
 ) -> ScorePage:
     # Taken before reading: any change stamped after it, even one committed late, is at or after the watermark.
     watermark = utcnow() - SYNC_MARGIN
     await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
-    scores, next_cursor = await queries.page(
-        session, patient_id, instrument=instrument, recorded_from=recorded_from, recorded_to=recorded_to,
-        updated_since=updated_since, limit=limit, cursor=cursor,
-    )
+    scores, next_cursor = await queries.page(session, patient_id, query)
     await session.commit()
     return ScorePage(items=[present(s, caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
