@@ -121,8 +121,8 @@ async def create(
 ) -> tuple[ScorePublic, bool]:
     """Stores a new score (True) or answers the stored one for a replay (False); a clashing id is 409.
 
-    The hot path is three round trips: the authorisation select, the insert, and the commit that flushes the
-    audit and outbox rows.
+    The hot path: the authorisation select, the insert (pending audit rows are flushed with it), the outbox row
+    and the commit; no refresh and no second read, the answer is built from what was inserted.
     """
     patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
                                       resource_type="score", resource_id=entry.id)
