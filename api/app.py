@@ -18,11 +18,13 @@ from api.instruments.router import router as instruments_router
 from api.logging import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.patients.router import router as patients_router
+from api.plans.router import router as plans_router
 from api.scores.router import router as scores_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
 
-ROUTERS = (health_router, auth_router, users_router, patients_router, audit_router, instruments_router, scores_router)
+ROUTERS = (health_router, auth_router, users_router, patients_router, audit_router, instruments_router, scores_router,
+           plans_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -5,6 +5,7 @@ from models.idempotency import IdempotencyRecord
 from models.organizations import Organization
 from models.outbox import OutboxEvent
 from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patient
+from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.scores import Score
 from models.users import LoginThrottle, RefreshToken, Role, User
 
@@ -18,8 +19,11 @@ __all__ = [
     "Organization",
     "OutboxEvent",
     "Patient",
+    "PlanRevision",
+    "PlanStatus",
     "RefreshToken",
     "Role",
     "Score",
+    "TreatmentPlan",
     "User",
 ]
