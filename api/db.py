@@ -35,7 +35,9 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     # No pre-ping: it is a round trip on every checkout. A connection found dead fails its one request, and
     # SQLAlchemy then invalidates the whole pool, so a database restart costs one error per process, not one per
     # pooled connection.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # Autocommitted connections (one-statement writes) need no rollback round trip when they go back to the pool.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                               skip_autocommit_rollback=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -532,3 +532,12 @@ async def test_outbox_has_one_event_per_created_score_and_none_for_replays(clien
     events = await rows(app, OutboxEvent)
     assert [(e.type, e.organization_id, e.data) for e in events] == [
         ("score.created", world.org_a.id, {"score_id": payload["id"], "patient_id": str(world.patient.id)})]
+
+
+async def test_nul_in_a_note_is_422_alone_in_a_batch(client, world):
+    good = {"id": str(uuid.uuid4()), "instrument": "suds", "items": [40], "recorded_at": "2026-11-20T08:30:00+01:00"}
+    bad = {**good, "id": str(uuid.uuid4()), "note": "a\x00b"}
+    single = await client.post("/v1/me/scores", json=bad, headers=world.patient_user.headers)
+    assert single.status_code == 422
+    batch = await client.post("/v1/me/scores/batch", json={"scores": [good, bad]}, headers=world.patient_user.headers)
+    assert [r["status"] for r in batch.json()["results"]] == [201, 422]

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, select, update
+from sqlalchemy import CursorResult, Select, Table, Uuid, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import CTE
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.authz import visible_patients
 from api.pagination import SortKey, keyset, page_of
 from api.scores.schemas import ScoreQuery
+from api.security.tokens import Caller
+from models.audit import AuditEvent
+from models.outbox import OutboxEvent
+from models.patients import Patient
 from models.scores import Score
+from models.users import Role
 
 NEWEST_RECORDED: list[SortKey] = [(Score.recorded_at, "desc"), (Score.id, "desc")]
 OLDEST_CHANGE: list[SortKey] = [(Score.updated_at, "asc"), (Score.id, "asc")]
@@ -33,6 +41,73 @@ async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -
     # out with the commit's flush instead).
     stmt = insert(_TABLE).values(list(rows)).on_conflict_do_nothing(index_elements=[_TABLE.c.id]).returning(_TABLE.c.id)
     return set((await session.exec(stmt)).scalars().all())
+
+
+def writes_in_one_statement(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def _typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:
+    """SELECT of one named, typed parameter per column of `table`, once per row of `source` (none if it is empty)."""
+    columns = list(table.c)
+    row = select(*[bindparam(f"{prefix}_{c.key}", type_=c.type).label(c.key) for c in columns]).select_from(source)
+    return [c.key for c in columns], row
+
+
+@functools.cache
+def _create_statement(role: Role) -> Select:
+    """The one-statement create for callers of `role`, built once with named parameters.
+
+    The visibility filter is `api.authz.visible_patients` itself, given a caller whose ids are parameters: the
+    same rule every other route uses, not a copy of it.
+    """
+    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
+                    organization_id=bindparam("caller_organization_id", type_=Uuid),
+                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    visible = (
+        select(Patient.id)
+        .where(Patient.id == bindparam("score_patient_id", type_=Uuid), visible_patients(caller))
+        .cte("visible")
+    )
+    names, row = _typed_row(_TABLE, "score", visible)
+    inserted = (
+        postgresql.insert(_TABLE).from_select(names, row)
+        .on_conflict_do_nothing(index_elements=[_TABLE.c.id])
+        .returning(_TABLE.c.id)
+        .cte("inserted")
+    )
+    side_effects = []
+    for table, prefix in ((AuditEvent.__table__, "audit"), (OutboxEvent.__table__, "outbox")):
+        names, row = _typed_row(table, prefix, inserted)
+        side_effects.append(postgresql.insert(table).from_select(names, row).cte(f"{prefix}_row"))
+    return select(exists(select(visible.c.id)), exists(select(inserted.c.id))).add_cte(*side_effects)
+
+
+def _parameters(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}_{column.key}": row[column.key] for column in table.c}
+
+
+async def insert_if_visible(
+    session: AsyncSession, caller: Caller, score: Mapping[str, Any], audit_row: Mapping[str, Any],
+    outbox_row: Mapping[str, Any],
+) -> tuple[bool, bool]:
+    """PostgreSQL only: the authorisation check, the insert and its audit and outbox rows as ONE autocommitted
+    statement (one round trip instead of six), for the hottest request of all. Returns (visible, inserted).
+
+    The audit and outbox rows are written only when the score was; anything else (invisible patient, replay,
+    conflict) is left to the ordinary path, which audits it.
+    """
+    parameters = {
+        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
+        "caller_patient_id": caller.patient_id,
+        **_parameters("score", _TABLE, score),
+        **_parameters("audit", AuditEvent.__table__, audit_row),
+        **_parameters("outbox", OutboxEvent.__table__, outbox_row),
+    }
+    async with session.bind.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        is_visible, was_inserted = (await connection.execute(_create_statement(caller.role), parameters)).one()
+    return bool(is_visible), bool(was_inserted)
 
 
 async def by_ids(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Score]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,6 +47,8 @@ SYNC_MARGIN = dt.timedelta(minutes=5)
 ID_TAKEN = "A score with this id already exists with different content; use a new id"
 SCORE_NOT_FOUND = "Score not found"
 _COLUMNS = tuple(Score.model_fields)
+_PUBLIC_COLUMNS = ("id", "patient_id", "instrument", "items", "total", "severity", "recorded_at", "received_at",
+                   "source", "entered_by", "updated_at", "deleted_at")
 
 
 def _offset(minutes: int) -> str:
@@ -54,66 +57,62 @@ def _offset(minutes: int) -> str:
     return f"{sign}{hours:02d}:{rest:02d}"
 
 
-def present(score: Score, viewer: Caller) -> ScorePublic:
+def present(score: Mapping[str, Any], viewer: Caller) -> ScorePublic:
+    """The public view of a score's column values (`_values(score)` for a stored row)."""
     # A note a clinician typed on an in-clinic score is theirs: patients never see clinician notes.
-    hide_note = viewer.role == Role.patient and score.source == "clinician"
+    hide_note = viewer.role == Role.patient and score["source"] == "clinician"
     return ScorePublic(
-        id=score.id,
-        patient_id=score.patient_id,
-        instrument=score.instrument,
-        items=score.items,
-        total=score.total,
-        severity=score.severity,
-        urgent_items=list(INSTRUMENTS[score.instrument].urgent_answers(score.items)),
-        recorded_at=score.recorded_at,
-        recorded_utc_offset=_offset(score.recorded_offset_minutes),
-        received_at=score.received_at,
-        source=score.source,
-        entered_by=score.entered_by,
-        note=None if hide_note else score.note,
-        updated_at=score.updated_at,
-        deleted_at=score.deleted_at,
+        **{name: score[name] for name in _PUBLIC_COLUMNS},
+        urgent_items=list(INSTRUMENTS[score["instrument"]].urgent_answers(score["items"])),
+        recorded_utc_offset=_offset(score["recorded_offset_minutes"]),
+        note=None if hide_note else score["note"],
     )
 
 
-def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: dt.datetime) -> Score:
+def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: dt.datetime) -> dict[str, Any]:
+    """Every column of a new score: plain values, cheaper than a table object on the hot path."""
     scored = INSTRUMENTS[entry.instrument].score(entry.items)
     offset = entry.recorded_at.utcoffset() or dt.timedelta(0)
-    return Score(
-        id=entry.id,
-        patient_id=patient_id,
-        instrument=entry.instrument,
-        items=list(entry.items),
-        total=scored.total,
-        severity=scored.severity,
-        recorded_at=entry.recorded_at.astimezone(dt.UTC),
-        recorded_offset_minutes=int(offset.total_seconds() // 60),
-        received_at=now,
-        source="clinician" if caller.role == Role.clinician else "patient",
-        entered_by=caller.user_id,
-        note=entry.note,
-        updated_at=now,
-    )
+    return {
+        "id": entry.id,
+        "patient_id": patient_id,
+        "instrument": entry.instrument,
+        "items": list(entry.items),
+        "total": scored.total,
+        "severity": scored.severity,
+        "recorded_at": entry.recorded_at.astimezone(dt.UTC),
+        "recorded_offset_minutes": int(offset.total_seconds() // 60),
+        "received_at": now,
+        "source": "clinician" if caller.role == Role.clinician else "patient",
+        "entered_by": caller.user_id,
+        "note": entry.note,
+        "updated_at": now,
+        "deleted_at": None,
+    }
 
 
 def _values(score: Score) -> dict[str, Any]:
     return {column: getattr(score, column) for column in _COLUMNS}
 
 
-def _is_replay(stored: Score | None, entry: ScoreCreate, patient_id: uuid.UUID) -> bool:
+def _is_replay(stored: Mapping[str, Any] | None, entry: ScoreCreate, patient_id: uuid.UUID) -> bool:
     """Same patient and same body: recorded_at compared as an instant, whatever offset it came with."""
     return (
         stored is not None
-        and stored.patient_id == patient_id
-        and stored.instrument == entry.instrument
-        and list(stored.items) == entry.items
-        and stored.recorded_at == entry.recorded_at
-        and stored.note == entry.note
+        and stored["patient_id"] == patient_id
+        and stored["instrument"] == entry.instrument
+        and list(stored["items"]) == entry.items
+        and stored["recorded_at"] == entry.recorded_at
+        and stored["note"] == entry.note
     )
 
 
-def _score_created(session: AsyncSession, organization_id: uuid.UUID, score: Score) -> None:
-    outbox.enqueue(session, organization_id, "score.created", {"score_id": score.id, "patient_id": score.patient_id})
+def _created_event(score: Mapping[str, Any]) -> dict[str, object]:
+    return {"score_id": score["id"], "patient_id": score["patient_id"]}
+
+
+async def _stored(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    return {score_id: _values(score) for score_id, score in (await queries.by_ids(session, ids)).items()}
 
 
 async def create(
@@ -121,18 +120,30 @@ async def create(
 ) -> tuple[ScorePublic, bool]:
     """Stores a new score (True) or answers the stored one for a replay (False); a clashing id is 409.
 
-    The hot path: the authorisation select, the insert (pending audit rows are flushed with it), the outbox row
-    and the commit; no refresh and no second read, the answer is built from what was inserted.
+    On PostgreSQL a new score is one statement (authorisation, insert, audit and outbox rows together); replays,
+    conflicts, refusals and SQLite take the ordinary path below, which decides and audits each of them.
     """
+    if patient_id is not None and caller.role in ENTERING_ROLES and queries.writes_in_one_statement(session):
+        score = _new_score(entry, patient_id, caller, utcnow())
+        _, inserted = await queries.insert_if_visible(
+            session, caller, score,
+            audit.event_values(caller, "score.create", outcome=audit.SUCCESS, resource_type="score",
+                               resource_id=entry.id, patient_id=patient_id, organization_id=None),
+            # A visible patient is always of the caller's organization.
+            outbox.event_values(caller.organization_id, "score.created", _created_event(score)),
+        )
+        if inserted:
+            return present(score, caller), True
+
     patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
                                       resource_type="score", resource_id=entry.id)
     patient_id, organization_id = patient.id, patient.organization_id
     score = _new_score(entry, patient_id, caller, utcnow())
-    if await queries.insert_new(session, [_values(score)]):
-        _score_created(session, organization_id, score)
+    if await queries.insert_new(session, [score]):
+        outbox.enqueue(session, organization_id, "score.created", _created_event(score))
         await session.commit()
         return present(score, caller), True
-    stored = (await queries.by_ids(session, [entry.id])).get(entry.id)
+    stored = (await _stored(session, [entry.id])).get(entry.id)
     if not _is_replay(stored, entry, patient_id):
         await audit.record_denied(session, caller, "score.create", resource_type="score", resource_id=entry.id,
                                   patient_id=patient_id)
@@ -173,7 +184,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
     patient_id, organization_id = patient.id, patient.organization_id
     now = utcnow()
     results: list[BatchResult | None] = [None] * len(entries)
-    firsts: dict[uuid.UUID, tuple[int, ScoreCreate, Score]] = {}
+    firsts: dict[uuid.UUID, tuple[int, ScoreCreate, dict[str, Any]]] = {}
     repeats: list[tuple[int, ScoreCreate]] = []  # an id seen earlier in this same batch
     for index, raw in enumerate(entries):
         try:
@@ -186,12 +197,12 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
         else:
             firsts[entry.id] = (index, entry, _new_score(entry, patient_id, caller, now))
 
-    inserted = await queries.insert_new(session, [_values(s) for _, _, s in firsts.values()]) if firsts else set()
-    stored = await queries.by_ids(session, firsts.keys() - inserted)
+    inserted = await queries.insert_new(session, [s for _, _, s in firsts.values()]) if firsts else set()
+    stored = await _stored(session, firsts.keys() - inserted)
     conflict = _problem(Conflict(ID_TAKEN))
     for score_id, (index, entry, score) in firsts.items():
         if score_id in inserted:
-            _score_created(session, organization_id, score)
+            outbox.enqueue(session, organization_id, "score.created", _created_event(score))
             results[index] = BatchScored(id=score_id, status=201, score=present(score, caller))
         elif _is_replay(stored.get(score_id), entry, patient_id):
             results[index] = BatchScored(id=score_id, status=200, score=present(stored[score_id], caller))
@@ -228,7 +239,7 @@ async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> Sc
     if score is None:
         await audit.record_denied(session, caller, "score.read", resource_type="score", resource_id=score_id)
         raise NotFound(SCORE_NOT_FOUND)
-    public = present(score, caller)
+    public = present(_values(score), caller)
     try:
         await authorize_patient(session, caller, score.patient_id, "score.read", resource_type="score",
                                 resource_id=score_id)
@@ -246,4 +257,4 @@ async def list_scores(
     await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
     scores, next_cursor = await queries.page(session, patient_id, query)
     await session.commit()
-    return ScorePage(items=[present(s, caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
+    return ScorePage(items=[present(_values(s), caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
