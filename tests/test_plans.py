@@ -179,6 +179,14 @@ async def test_patch_without_if_match_is_428_and_changes_nothing(client, world):
     assert current.json()["title"] == EXAMPLE_PLAN["title"] and current.json()["revision"] == 1
 
 
+@pytest.mark.parametrize(("caller", "expected"), [("other_clinician", 404), ("clinician_b", 404),
+                                                  ("patient_user", 403), ("admin", 403)])
+async def test_access_is_decided_before_if_match(client, world, caller, expected):
+    plan = await new_plan(client, world)
+    response = await patch_plan(client, world.actor(caller), plan["id"], {"title": "Changed"}, None)
+    assert response.status_code == expected
+
+
 async def test_patch_increments_the_revision_and_the_etag(client, world):
     plan = await new_plan(client, world)
     response = await patch_plan(client, world.clinician, plan["id"], {"title": "Changed"}, plan["etag"])

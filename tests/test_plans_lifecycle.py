@@ -176,7 +176,8 @@ async def test_resuming_needs_the_override_again_when_contraindications_were_add
     plan = await plan_in(client, world, "paused")
     etag = (await client.get(f"/v1/plans/{plan['id']}", headers=world.clinician.headers)).headers["etag"]
     suitability = {"assessed_at": "2026-11-20", "contraindications": ["active_substance_use"]}
-    assert (await patch_plan(client, world.clinician, plan["id"], {"suitability": suitability}, etag)).status_code == 200
+    patched = await patch_plan(client, world.clinician, plan["id"], {"suitability": suitability}, etag)
+    assert patched.status_code == 200
     assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 409
     resumed = await set_status(client, world.clinician, plan["id"], "active", override_reason="In remission, monitored")
     assert resumed.status_code == 200

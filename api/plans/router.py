@@ -71,7 +71,7 @@ async def update_plan(
 
 
 @router.post("/plans/{plan_id}/status", response_model=PlanPublic,
-             responses={200: {"headers": _ETAG}, **problem_responses(401, 403, 404, 409, 412, 413, 422)})
+             responses={200: {"headers": _ETAG}, **problem_responses(401, 403, 404, 409, 412, 413, 422, 428)})
 async def change_plan_status(
     plan_id: uuid.UUID, body: StatusChange, caller: CallerDep, session: SessionDep, response: Response,
     if_match: IfMatch = None,

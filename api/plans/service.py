@@ -136,8 +136,9 @@ async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UU
                          created_by=caller.user_id, created_at=now, updated_by=caller.user_id, updated_at=now,
                          **_columns(content))
     # Revision 1 records every initial value, so the history alone can rebuild any state the plan had.
+    initial = [{"field": field, "before": None, "after": content[field]} for field in CONTENT_FIELDS]
     first = PlanRevision(plan_id=plan_id, revision=1, kind="create", changed_by=caller.user_id, changed_at=now,
-                         changes=[{"field": field, "before": None, "after": content[field]} for field in CONTENT_FIELDS])
+                         changes=initial)
     await queries.insert(session, plan, first)
     _plan_updated(session, patient.organization_id, plan)
     await session.commit()
@@ -169,7 +170,7 @@ async def update_plan(
     plan, patient = await _authorized_plan(session, caller, plan_id, "plan.update", WRITERS)
     _check_if_match(plan, if_match)
     if plan.status in CLOSED:
-        raise Conflict(f"A {str(plan.status)} plan is a closed record and cannot be edited")
+        raise Conflict(f"A {plan.status} plan is a closed record and cannot be edited")
     before = _content(plan)
     try:
         after = PlanCreate.model_validate(before | body.model_dump(mode="json", exclude_unset=True)).model_dump(
@@ -197,14 +198,13 @@ async def change_status(
     if if_match is not None:
         _check_if_match(plan, if_match)
     if change.status not in TRANSITIONS[plan.status]:
-        raise Conflict(f"A {str(plan.status)} plan cannot become {change.status.value}; allowed: "
+        raise Conflict(f"A {plan.status} plan cannot become {change.status.value}; allowed: "
                        f"{', '.join(sorted(TRANSITIONS[plan.status])) or 'none (closed record)'}")
     overridden = _activation_override(plan, change) if change.status == PlanStatus.active else None
-    values: dict[str, Any] = {"status": change.status}
     changes = [{"field": "status", "before": str(plan.status), "after": change.status.value}]
     try:
         plan = await _advance(
-            session, caller, plan, values, kind="status", changes=changes, reason=change.reason,
+            session, caller, plan, {"status": change.status}, kind="status", changes=changes, reason=change.reason,
             override_reason=change.override_reason, overridden_contraindications=overridden,
             stale=Conflict if if_match is None else PreconditionFailed,
         )
@@ -234,8 +234,7 @@ async def _advance(
 ) -> TreatmentPlan:
     """Writes the next revision if nobody wrote one since `plan` was read; otherwise `stale`, nothing written."""
     now = utcnow()
-    expected = plan.revision
-    updated = await queries.advance(session, plan.id, expected,
+    updated = await queries.advance(session, plan.id, plan.revision,
                                     _columns(values) | {"updated_by": caller.user_id, "updated_at": now})
     if updated is None:
         await session.rollback()
