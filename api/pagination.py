@@ -41,19 +41,47 @@ class Page(BaseModel, Generic[T]):
 SortKey = tuple[InstrumentedAttribute, Literal["asc", "desc"]]
 
 
-def _encode(values: Sequence[Any]) -> str:
-    raw = json.dumps([v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v) for v in values])
+def _encode(values: Sequence[Any], carry: str | None) -> str:
+    position = [v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v) for v in values]
+    raw = json.dumps({"after": position, "carry": carry} if carry is not None else position)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+def _unpack(cursor: str) -> tuple[list[Any], str | None]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(raw, list) or len(raw) != len(keys):
+        if isinstance(raw, dict):
+            position, carry = raw.get("after"), raw.get("carry")
+            if not isinstance(carry, str):
+                raise ValueError("carry must be a string")
+            raw = position
+        else:
+            carry = None
+        if not isinstance(raw, list):
             raise ValueError("wrong shape")
-        return [_parse(value, _python_type(column)) for value, (column, _) in zip(raw, keys, strict=True)]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, NotImplementedError):
-        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
+        return raw, carry
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise _invalid_cursor() from None
+
+
+def _invalid_cursor() -> ValidationFailed:
+    return ValidationFailed.at(["query", "cursor"], "Invalid cursor")
+
+
+def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    position, _ = _unpack(cursor)
+    try:
+        if len(position) != len(keys):
+            raise ValueError("wrong length")
+        return [_parse(value, _python_type(column)) for value, (column, _) in zip(position, keys, strict=True)]
+    except (ValueError, TypeError, NotImplementedError):
+        raise _invalid_cursor() from None
+
+
+def carried(cursor: str | None) -> str | None:
+    """The value a list put into its cursors with `page_of(..., carry=…)`: state that must stay the same on every
+    page of one listing (e.g. the delta-sync watermark of its first page). The caller validates it."""
+    return _unpack(cursor)[1] if cursor else None
 
 
 def _python_type(column: InstrumentedAttribute) -> type:
@@ -96,10 +124,12 @@ def keyset(stmt: Select, keys: Sequence[SortKey], *, limit: int, cursor: str | N
     return stmt.order_by(*order).limit(limit + 1)
 
 
-def page_of(rows: Sequence[T], keys: Sequence[SortKey], *, limit: int) -> tuple[list[T], str | None]:
-    """Trims the look-ahead row and builds the next cursor from the last row kept."""
+def page_of(
+    rows: Sequence[T], keys: Sequence[SortKey], *, limit: int, carry: str | None = None
+) -> tuple[list[T], str | None]:
+    """Trims the look-ahead row and builds the next cursor from the last row kept (carrying `carry` along)."""
     items = list(rows[:limit])
     if len(rows) <= limit:
         return items, None
     last = items[-1]
-    return items, _encode([getattr(last, column.key) for column, _ in keys])
+    return items, _encode([getattr(last, column.key) for column, _ in keys], carry)

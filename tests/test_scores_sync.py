@@ -8,6 +8,7 @@ import uuid
 from api.instruments.registry import INSTRUMENTS
 from api.scores.service import SYNC_MARGIN
 from models import Score
+from tests.conftest import new_id
 from tests.test_scores import body, post_mine
 
 FROM_SCRATCH = "2000-01-01T00:00:00Z"
@@ -73,7 +74,9 @@ async def delta_sync(client, actor, since: str, replica: dict[str, dict], *, lim
         response = await client.get("/v1/me/scores", params=params, headers=actor.headers)
         assert response.status_code == 200
         page = response.json()
-        watermark = watermark or page["sync_watermark"]  # the first page's: see docs/scores.md
+        # Every page of one sync answers the first page's watermark (carried in the cursor): see docs/scores.md.
+        assert watermark is None or page["sync_watermark"] == watermark
+        watermark = page["sync_watermark"]
         for score in page["items"]:
             key = (score["updated_at"], score["id"])
             assert previous is None or key > previous  # oldest change first, never repeated within a sync
@@ -209,3 +212,42 @@ async def test_clinician_delta_sync_sees_the_same_as_the_patient(client, world):
                              headers=world.patient_user.headers)).json()
     assert [s["id"] for s in staff["items"]] == [s["id"] for s in mine["items"]]
     assert len(staff["items"]) == 4 and staff["items"][-1]["deleted_at"] is not None
+
+
+async def test_a_row_committed_late_behind_the_cursor_comes_with_the_next_sync(app, client, world):
+    """A change stamped before a later page but committed after the first page's read is passed by the cursor;
+    the watermark every page answers (the first page's) still brings it next time."""
+    from sqlalchemy import update
+
+
+    ids = []
+    for minute in range(4):
+        body = {"id": new_id(), "instrument": "suds", "items": [minute], "recorded_at": "2026-11-20T08:30:00+01:00"}
+        ids.append((await client.post("/v1/me/scores", json=body, headers=world.patient_user.headers)).json()["id"])
+    first = (await client.get("/v1/me/scores", params={"updated_since": FROM_SCRATCH, "limit": 2},
+                              headers=world.patient_user.headers)).json()
+    # Simulate a transaction that stamped its change before this sync started and committed only now: the change
+    # sorts before the cursor of the second page.
+    late = dt.datetime.fromisoformat(first["items"][0]["updated_at"]) - dt.timedelta(seconds=1)
+    async with app.state.sessions() as session:
+        await session.exec(update(Score).where(Score.id == uuid.UUID(ids[3])).values(updated_at=late, note="late"))
+        await session.commit()
+    second = (await client.get("/v1/me/scores", params={"updated_since": FROM_SCRATCH, "limit": 2,
+                                                        "cursor": first["next_cursor"]},
+                               headers=world.patient_user.headers)).json()
+    assert second["sync_watermark"] == first["sync_watermark"]
+    assert ids[3] not in [s["id"] for s in first["items"] + second["items"]]
+    following = (await client.get("/v1/me/scores", params={"updated_since": second["sync_watermark"]},
+                                  headers=world.patient_user.headers)).json()
+    assert ids[3] in [s["id"] for s in following["items"]]
+
+
+async def test_a_tampered_cursor_watermark_is_422(client, world):
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps({"after": ["2026-01-01T00:00:00+00:00", new_id()],
+                                                  "carry": "not a time"}).encode()).decode()
+    response = await client.get("/v1/me/scores", params={"updated_since": FROM_SCRATCH, "cursor": forged},
+                                headers=world.patient_user.headers)
+    assert response.status_code == 422

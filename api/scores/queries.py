@@ -152,9 +152,11 @@ def _filtered(patient_id: uuid.UUID, query: ScoreQuery) -> Select:
     return stmt
 
 
-async def page(session: AsyncSession, patient_id: uuid.UUID, query: ScoreQuery) -> tuple[list[Score], str | None]:
+async def page(
+    session: AsyncSession, patient_id: uuid.UUID, query: ScoreQuery, *, carry: str | None = None
+) -> tuple[list[Score], str | None]:
     """Newest recorded first; in delta sync (updated_since given) oldest change first, tombstones included."""
     keys = NEWEST_RECORDED if query.updated_since is None else OLDEST_CHANGE
     stmt = keyset(_filtered(patient_id, query), keys, limit=query.limit, cursor=query.cursor)
     rows = (await session.exec(stmt)).scalars().all()
-    return page_of(rows, keys, limit=query.limit)
+    return page_of(rows, keys, limit=query.limit, carry=carry)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import outbox
+from api import outbox, pagination
 from api.audit import service as audit
 from api.authz import authorize_patient
 from api.context import request_id_var
@@ -249,12 +249,27 @@ async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> Sc
     return public
 
 
+def _first_page_watermark(cursor: str | None) -> dt.datetime:
+    """Taken before the first page is read: any change stamped after it, even one committed late, is at or after
+    the watermark. Later pages answer the same value (carried in the cursor), because a row committed late may
+    sort before the cursor and be passed by them."""
+    carried = pagination.carried(cursor)
+    if carried is None:
+        return utcnow() - SYNC_MARGIN
+    try:
+        watermark = dt.datetime.fromisoformat(carried)
+    except ValueError:
+        watermark = None
+    if watermark is None or watermark.tzinfo is None:
+        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor")
+    return watermark
+
+
 async def list_scores(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ScoreQuery
 ) -> ScorePage:
-    # Taken before reading: any change stamped after it, even one committed late, is at or after the watermark.
-    watermark = utcnow() - SYNC_MARGIN
+    watermark = _first_page_watermark(query.cursor)
     await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
-    scores, next_cursor = await queries.page(session, patient_id, query)
+    scores, next_cursor = await queries.page(session, patient_id, query, carry=watermark.isoformat())
     await session.commit()
     return ScorePage(items=[present(_values(s), caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
