@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Forbidden, Unauthorized
@@ -28,8 +29,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.sessions
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# For the rare route whose fast path needs no ORM session at all (opening one costs more than its statement).
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login, /refresh or /enroll")
 

@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite:///./calmtrack.db"
-    # Connections per process (and as many again in bursts); size it to the requests a process runs at once.
+    # Connections per process; requests beyond it wait for one. PostgreSQL's max_connections bounds processes × this.
     db_pool_size: int = Field(default=20, ge=1, le=200)
     secret_key: str = DEVELOPMENT_SECRET_KEY
 

@@ -237,3 +237,25 @@ async def test_enrollment_rejects_weak_password(client, world):
         "code": code["code"], "email": "finn@example.com", "password": "short"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "password"]
+
+
+async def test_a_remembered_token_still_expires(client, world, app, monkeypatch):
+    """Verified tokens are remembered to save work, but never past their own exp."""
+    from api.security import tokens
+
+    headers = world.clinician.headers
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+    expiry = tokens._verified[(app.state.settings.secret_key, app.state.settings.jwt_audience,
+                               app.state.settings.jwt_issuer, world.clinician.token)][1]
+    monkeypatch.setattr(tokens.time, "time", lambda: expiry + 1)
+    monkeypatch.setattr(tokens.jwt.api_jwt, "datetime", _frozen_datetime(expiry + 1))
+    assert (await client.get("/v1/me", headers=headers)).status_code == 401
+
+
+def _frozen_datetime(timestamp):
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.fromtimestamp(timestamp, tz)
+
+    return Frozen

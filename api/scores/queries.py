@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Select, Table, Uuid, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.authz import visible_patients
@@ -43,8 +44,8 @@ async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -
     return set((await session.exec(stmt)).scalars().all())
 
 
-def writes_in_one_statement(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
+def writes_in_one_statement(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def _typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:
@@ -88,7 +89,7 @@ def _parameters(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, 
 
 
 async def insert_if_visible(
-    session: AsyncSession, caller: Caller, score: Mapping[str, Any], audit_row: Mapping[str, Any],
+    engine: AsyncEngine, caller: Caller, score: Mapping[str, Any], audit_row: Mapping[str, Any],
     outbox_row: Mapping[str, Any],
 ) -> tuple[bool, bool]:
     """PostgreSQL only: the authorisation check, the insert and its audit and outbox rows as ONE autocommitted
@@ -104,7 +105,7 @@ async def insert_if_visible(
         **_parameters("audit", AuditEvent.__table__, audit_row),
         **_parameters("outbox", OutboxEvent.__table__, outbox_row),
     }
-    async with session.bind.connect() as connection:
+    async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         is_visible, was_inserted = (await connection.execute(_create_statement(caller.role), parameters)).one()
     return bool(is_visible), bool(was_inserted)

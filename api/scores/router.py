@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from api.deps import CallerDep, PatientCaller, SessionDep
+from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep
 from api.errors import problem_responses
 from api.scores import service
 from api.scores.schemas import BatchAnswer, ScoreBatch, ScoreCreate, ScorePage, ScorePublic, ScoreQuery
@@ -16,10 +16,10 @@ ScoreQueryDep = Annotated[ScoreQuery, Depends()]
 
 @router.post("/me/scores", response_model=ScorePublic, status_code=status.HTTP_201_CREATED,
              responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
-async def create_my_score(body: ScoreCreate, caller: PatientCaller, session: SessionDep,
+async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: SessionFactoryDep,
                           response: Response) -> ScorePublic:
     """Record a questionnaire the patient answered; the server computes total and severity."""
-    score, created = await service.create(session, caller, caller.patient_id, body)
+    score, created = await service.create(sessions, caller, caller.patient_id, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return score
@@ -46,10 +46,10 @@ async def list_my_scores(caller: PatientCaller, session: SessionDep, query: Scor
 
 @router.post("/patients/{patient_id}/scores", response_model=ScorePublic, status_code=status.HTTP_201_CREATED,
              responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
-async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller: CallerDep, session: SessionDep,
-                               response: Response) -> ScorePublic:
+async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller: CallerDep,
+                               sessions: SessionFactoryDep, response: Response) -> ScorePublic:
     """A patient's own score, or one a care-team clinician enters in clinic (`source` tells which)."""
-    score, created = await service.create(session, caller, patient_id, body)
+    score, created = await service.create(sessions, caller, patient_id, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return score

@@ -12,12 +12,14 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox, pagination
 from api.audit import service as audit
 from api.authz import authorize_patient
 from api.context import request_id_var
+from api.db import engine_of
 from api.errors import TYPE_PREFIX, Conflict, NotFound, ProblemError, ValidationFailed
 from api.instruments.registry import INSTRUMENTS
 from api.scores import queries
@@ -116,17 +118,19 @@ async def _stored(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uui
 
 
 async def create(
-    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
 ) -> tuple[ScorePublic, bool]:
     """Stores a new score (True) or answers the stored one for a replay (False); a clashing id is 409.
 
-    On PostgreSQL a new score is one statement (authorisation, insert, audit and outbox rows together); replays,
-    conflicts, refusals and SQLite take the ordinary path below, which decides and audits each of them.
+    On PostgreSQL a new score is one statement (authorisation, insert, audit and outbox rows together), without
+    even an ORM session; replays, conflicts, refusals and SQLite take the ordinary path, which decides and audits
+    each of them.
     """
-    if patient_id is not None and caller.role in ENTERING_ROLES and queries.writes_in_one_statement(session):
+    engine = engine_of(sessions)
+    if patient_id is not None and caller.role in ENTERING_ROLES and queries.writes_in_one_statement(engine):
         score = _new_score(entry, patient_id, caller, utcnow())
         _, inserted = await queries.insert_if_visible(
-            session, caller, score,
+            engine, caller, score,
             audit.event_values(caller, "score.create", outcome=audit.SUCCESS, resource_type="score",
                                resource_id=entry.id, patient_id=patient_id, organization_id=None),
             # A visible patient is always of the caller's organization.
@@ -134,7 +138,13 @@ async def create(
         )
         if inserted:
             return present(score, caller), True
+    async with sessions() as session:
+        return await _create(session, caller, patient_id, entry)
 
+
+async def _create(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
+) -> tuple[ScorePublic, bool]:
     patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
                                       resource_type="score", resource_id=entry.id)
     patient_id, organization_id = patient.id, patient.organization_id
