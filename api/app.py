@@ -17,15 +17,17 @@ from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
 from api.logging import configure_logging
 from api.middleware import RequestContextMiddleware
+from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
 from api.scores.router import router as scores_router
+from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, health_router, auth_router, users_router, patients_router, audit_router, instruments_router,
-           plans_router)
+           plans_router, sessions_router, organizations_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

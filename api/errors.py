@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.context import request_id_var
@@ -104,6 +104,14 @@ class ValidationFailed(ProblemError):
     @classmethod
     def at(cls, loc: Sequence[str | int], msg: str) -> ValidationFailed:
         return cls(msg, errors=[{"loc": list(loc), "msg": msg}])
+
+    @classmethod
+    def of_body(cls, error: ValidationError) -> ValidationFailed:
+        """A body validated in a service rather than by FastAPI (e.g. a PATCH merged into the stored record),
+        reported like the request-level handler: locations and messages only, never the submitted values."""
+        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+        return cls(detail, errors=errors)
 
 
 class RateLimited(ProblemError):

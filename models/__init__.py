@@ -1,6 +1,7 @@
 """SQLModel tables, one module per domain. Importing this package registers every table on SQLModel.metadata."""
 
 from models.audit import AuditEvent
+from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
 from models.idempotency import IdempotencyRecord
 from models.organizations import Organization
 from models.outbox import OutboxEvent
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "CareTeamMember",
     "CareTeamRole",
+    "DosingSession",
     "EnrollmentCode",
     "IdempotencyRecord",
     "LoginThrottle",
@@ -24,6 +26,8 @@ __all__ = [
     "RefreshToken",
     "Role",
     "Score",
+    "SessionAddendum",
+    "SessionStatus",
     "TreatmentPlan",
     "User",
 ]

@@ -85,13 +85,6 @@ def _columns(content: dict[str, Any]) -> dict[str, Any]:
     return content | {"start_date": dt.date.fromisoformat(content["start_date"])}
 
 
-def _body_problem(error: ValidationError) -> ValidationFailed:
-    # Like the request-level handler: locations and messages only, never the submitted values.
-    errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
-    return ValidationFailed(detail, errors=errors)
-
-
 def _plan_updated(session: AsyncSession, organization_id: uuid.UUID, plan: TreatmentPlan) -> None:
     outbox.enqueue(session, organization_id, "plan.updated",
                    {"plan_id": plan.id, "patient_id": plan.patient_id, "revision": plan.revision,
@@ -176,7 +169,7 @@ async def update_plan(
         after = PlanCreate.model_validate(before | body.model_dump(mode="json", exclude_unset=True)).model_dump(
             mode="json")
     except ValidationError as error:
-        raise _body_problem(error) from None
+        raise ValidationFailed.of_body(error) from None
     changes = [{"field": field, "before": before[field], "after": after[field]}
                for field in CONTENT_FIELDS if after[field] != before[field]]
     if changes:

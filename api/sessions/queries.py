@@ -1,0 +1,82 @@
+"""Every statement on the session tables. Callers have authorised the session's patient (api.authz) first."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.pagination import SortKey, keyset, page_of
+from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
+from models.patients import CareTeamMember, Patient
+from models.plans import PlanStatus, TreatmentPlan
+from models.users import Role, User
+
+NEWEST_STARTED_FIRST: list[SortKey] = [(DosingSession.started_at, "desc"), (DosingSession.id, "desc")]
+
+
+async def get(session: AsyncSession, session_id: uuid.UUID) -> DosingSession | None:
+    return await session.get(DosingSession, session_id)
+
+
+async def advance(
+    session: AsyncSession, session_id: uuid.UUID, expected_revision: int, values: Mapping[str, Any]
+) -> DosingSession | None:
+    """Applies `values` and the next revision number if the session is still the draft at `expected_revision`;
+    None if not. The check is part of the UPDATE, so of two writers holding one revision exactly one matches
+    (on PostgreSQL the second waits for the row lock, then re-reads the row; SQLite serialises writes)."""
+    stmt = (
+        update(DosingSession)
+        .where(DosingSession.id == session_id, DosingSession.revision == expected_revision,
+               DosingSession.status == SessionStatus.draft)
+        .values(**values, revision=DosingSession.revision + 1)
+        .returning(DosingSession)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.exec(stmt)).scalar_one_or_none()
+
+
+async def page(
+    session: AsyncSession, patient_id: uuid.UUID, *, statuses: Collection[SessionStatus], limit: int,
+    cursor: str | None,
+) -> tuple[list[DosingSession], str | None]:
+    stmt = select(DosingSession).where(DosingSession.patient_id == patient_id, DosingSession.status.in_(statuses))
+    rows = (await session.exec(keyset(stmt, NEWEST_STARTED_FIRST, limit=limit, cursor=cursor))).scalars().all()
+    return page_of(rows, NEWEST_STARTED_FIRST, limit=limit)
+
+
+async def addenda(session: AsyncSession, session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[SessionAddendum]]:
+    """The addenda of several sessions in one query, oldest first per session."""
+    found: dict[uuid.UUID, list[SessionAddendum]] = defaultdict(list)
+    if session_ids:
+        stmt = (select(SessionAddendum).where(SessionAddendum.session_id.in_(session_ids))
+                .order_by(SessionAddendum.created_at, SessionAddendum.id))
+        for addendum in (await session.exec(stmt)).scalars().all():
+            found[addendum.session_id].append(addendum)
+    return found
+
+
+async def active_plan(session: AsyncSession, patient_id: uuid.UUID) -> TreatmentPlan | None:
+    """The patient's one active plan (a partial unique index guarantees there is at most one)."""
+    stmt = select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id,
+                                       TreatmentPlan.status == PlanStatus.active)
+    return (await session.exec(stmt)).scalar_one_or_none()
+
+
+async def plan(session: AsyncSession, plan_id: uuid.UUID) -> TreatmentPlan | None:
+    return await session.get(TreatmentPlan, plan_id)
+
+
+async def is_care_team_clinician(session: AsyncSession, patient: Patient, user_id: uuid.UUID) -> bool:
+    """Whether the user is an active clinician of the patient's organization on the patient's care team."""
+    stmt = (
+        select(User.id)
+        .join(CareTeamMember, CareTeamMember.user_id == User.id)
+        .where(User.id == user_id, User.organization_id == patient.organization_id, User.role == Role.clinician,
+               User.is_active.is_(True), CareTeamMember.patient_id == patient.id)
+    )
+    return (await session.exec(stmt)).first() is not None

@@ -1,0 +1,335 @@
+"""Supervised dosing session request and response models, with the physiologic ranges (docs/sessions.md).
+
+Request models validate everything a session record may contain; a rule that spans fields raises its problem at the
+field that has to change (e.g. ["vitals", 2, "at"] for a reading outside the session's time window). Response
+models are allow-lists without bounds, so a session stored under older rules can always be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from api.pagination import Page
+from api.plans.schemas import Medication, Route
+from api.scores.schemas import RecordedAt
+from api.types import RequestModel
+from models.dosing_sessions import SessionStatus
+
+MAX_SESSION_LENGTH = dt.timedelta(hours=12)
+# Vitals and adverse events may be recorded this long before dosing starts and after the session ends.
+TIME_WINDOW_MARGIN = dt.timedelta(hours=2)
+MAX_DOSE_MG = 500.0  # above any subanaesthetic ketamine dose for a 300 kg patient at 1 mg/kg; catches unit slips
+WEIGHT_KG = (20.0, 300.0)
+SYSTOLIC, DIASTOLIC, HEART_RATE, SPO2, RESPIRATORY_RATE = (50, 300), (20, 200), (20, 250), (50, 100), (4, 60)
+CADSS, MOAAS, SUDS = (0, 92), (0, 5), (0, 100)
+MAX_VITALS, MAX_ADVERSE_EVENTS = 200, 50
+
+
+class VitalPhase(StrEnum):
+    pre = "pre"
+    during = "during"
+    post = "post"
+
+
+class AdverseEventKind(StrEnum):
+    nausea = "nausea"
+    vomiting = "vomiting"
+    hypertension = "hypertension"
+    tachycardia = "tachycardia"
+    dissociation = "dissociation"
+    anxiety = "anxiety"
+    headache = "headache"
+    dizziness = "dizziness"
+    sedation = "sedation"
+    respiratory_depression = "respiratory_depression"
+    other = "other"
+
+
+class Severity(StrEnum):
+    mild = "mild"
+    moderate = "moderate"
+    severe = "severe"
+
+
+def _rule_errors(*problems: tuple[tuple[str | int, ...], str]) -> ValidationError:
+    """A validation error located at the given fields (relative to the model raising it)."""
+    return ValidationError.from_exception_data(
+        "session",
+        [InitErrorDetails(type=PydanticCustomError("session_rule", message), loc=loc, input=None)
+         for loc, message in problems],
+    )
+
+
+def _text(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+
+
+def _range(bounds: tuple[float, float]) -> Any:
+    return Field(ge=bounds[0], le=bounds[1])
+
+
+Notes, AddendumText, Reason, Action, Description, Person = (
+    _text(10_000), _text(10_000), _text(1000), _text(1000), _text(500), _text(200))
+# RFC 3339 with an offset, not before 2000 nor more than 5 minutes in the future (as scores), answered in UTC.
+Instant = Annotated[RecordedAt, AfterValidator(lambda value: value.astimezone(dt.UTC))]
+DoseMg = Annotated[StrictFloat, Field(gt=0, le=MAX_DOSE_MG, description="The dose given, in mg")]
+WeightKg = Annotated[StrictFloat, _range(WEIGHT_KG)]
+Cadss = Annotated[StrictInt, _range(CADSS), Field(description="CADSS total: 23 items scored 0–4")]
+Moaas = Annotated[StrictInt, _range(MOAAS), Field(description="MOAA/S: 5 responds readily to name … 0 no response")]
+Suds = Annotated[StrictInt, _range(SUDS)]
+
+
+# --- requests ------------------------------------------------------------------------------------------------
+
+
+class VitalSign(RequestModel):
+    at: Instant
+    phase: VitalPhase
+    systolic: StrictInt = _range(SYSTOLIC)
+    diastolic: StrictInt = Field(ge=DIASTOLIC[0], le=DIASTOLIC[1], description="Below systolic")
+    heart_rate: StrictInt = _range(HEART_RATE)
+    spo2: StrictInt = _range(SPO2)
+    respiratory_rate: StrictInt | None = Field(default=None, ge=RESPIRATORY_RATE[0], le=RESPIRATORY_RATE[1])
+
+    @field_validator("diastolic")
+    @classmethod
+    def _below_systolic(cls, diastolic: int, info: ValidationInfo) -> int:
+        systolic = info.data.get("systolic")
+        if systolic is not None and diastolic >= systolic:
+            raise PydanticCustomError("diastolic_not_below_systolic", "Must be below systolic")
+        return diastolic
+
+
+class AdverseEvent(RequestModel):
+    kind: AdverseEventKind
+    severity: Severity
+    action: Action = Field(description="What was done, e.g. 'ondansetron 4 mg' or 'observed, resolved'")
+    description: Description | None = Field(default=None, description="Required when kind is other")
+    at: Instant | None = None
+
+    @model_validator(mode="after")
+    def _other_is_described(self) -> Self:
+        if self.kind == AdverseEventKind.other and self.description is None:
+            raise _rule_errors((("description",), "Describe an adverse event of kind other"))
+        return self
+
+
+class Discharge(RequestModel):
+    at: Instant = Field(description="Not before started_at")
+    criteria_met: StrictBool
+    accompanied_by: Person | None = Field(default=None, description="Who took the patient home (no driving today)")
+
+
+class SessionCreate(RequestModel):
+    """A session record's content. Also what a PATCH is validated as once merged into the stored draft."""
+
+    plan_id: uuid.UUID | None = Field(
+        description="The patient's active plan; null (sent explicitly) for an unplanned session, with a reason")
+    unplanned_reason: Reason | None = Field(default=None, description="Required, and only allowed, without plan_id")
+    supervising_clinician_id: uuid.UUID = Field(description="An active clinician on the patient's care team")
+    started_at: Instant = Field(description="When dosing started")
+    ended_at: Instant | None = Field(default=None, description="After started_at, at most 12 h later; needed to sign")
+    medication: Medication
+    route: Route
+    dose_mg: DoseMg
+    weight_kg: WeightKg | None = Field(default=None, description="kg; needed to check an mg/kg plan's dose")
+    vitals: list[VitalSign] = Field(default=[], max_length=MAX_VITALS)
+    dissociation_cadss: Cadss | None = None
+    sedation_moaas: Moaas | None = None
+    pre_suds: Suds | None = None
+    post_suds: Suds | None = None
+    adverse_events: list[AdverseEvent] = Field(default=[], max_length=MAX_ADVERSE_EVENTS)
+    notes: Notes | None = Field(default=None, description="Clinician-only: never shown to the patient")
+    discharge: Discharge | None = Field(default=None, description="Needed to sign")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = [*self._plan_link_problems(), *self._time_problems()]
+        if self.medication == Medication.esketamine and self.route != Route.intranasal:
+            problems.append((("route",), "Esketamine is only given intranasally"))
+        if problems:
+            raise _rule_errors(*problems)
+        return self
+
+    def _plan_link_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        if self.plan_id is None and self.unplanned_reason is None:
+            return [(("unplanned_reason",), "Required for an unplanned session (plan_id null)")]
+        if self.plan_id is not None and self.unplanned_reason is not None:
+            return [(("unplanned_reason",), "Only for unplanned sessions (plan_id null)")]
+        return []
+
+    def _time_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.ended_at is not None and self.ended_at <= self.started_at:
+            problems.append((("ended_at",), "Must be after started_at"))
+        elif self.ended_at is not None and self.ended_at - self.started_at > MAX_SESSION_LENGTH:
+            problems.append((("ended_at",), "A session lasts at most 12 hours"))
+        earliest, latest = self.time_window()
+        window = "within 2 hours before started_at and 2 hours after the session ends"
+        for index, vital in enumerate(self.vitals):
+            if not earliest <= vital.at <= latest:
+                problems.append((("vitals", index, "at"), f"Must be {window}"))
+        for index, event in enumerate(self.adverse_events):
+            if event.at is not None and not earliest <= event.at <= latest:
+                problems.append((("adverse_events", index, "at"), f"Must be {window}"))
+        if self.discharge is not None:
+            if self.discharge.at < self.started_at:
+                problems.append((("discharge", "at"), "Must not be before started_at"))
+            elif self.discharge.at > latest:
+                problems.append((("discharge", "at"), "Must be within 2 hours after the session ends"))
+        return problems
+
+    def time_window(self) -> tuple[dt.datetime, dt.datetime]:
+        """When readings of this session may be taken: from 2 h before dosing to 2 h after the end (the longest
+        possible session while no valid end is recorded, so one wrong field is reported once, at that field)."""
+        longest = self.started_at + MAX_SESSION_LENGTH
+        valid_end = self.ended_at is not None and self.started_at < self.ended_at <= longest
+        end = self.ended_at if valid_end else longest
+        return self.started_at - TIME_WINDOW_MARGIN, end + TIME_WINDOW_MARGIN
+
+
+CONTENT_FIELDS = tuple(SessionCreate.model_fields)
+REQUIRED_FIELDS = frozenset({"supervising_clinician_id", "started_at", "medication", "route", "dose_mg", "vitals",
+                             "adverse_events"})
+
+
+class SessionUpdate(RequestModel):
+    """JSON merge patch per top-level field: a field sent replaces the whole field (send the full `vitals` list to
+    add a reading); optional fields may be cleared with null; fields not sent stay as they are."""
+
+    plan_id: uuid.UUID | None = None
+    unplanned_reason: Reason | None = None
+    supervising_clinician_id: uuid.UUID | None = None
+    started_at: Instant | None = None
+    ended_at: Instant | None = None
+    medication: Medication | None = None
+    route: Route | None = None
+    dose_mg: DoseMg | None = None
+    weight_kg: WeightKg | None = None
+    vitals: Annotated[list[VitalSign], Field(max_length=MAX_VITALS)] | None = None
+    dissociation_cadss: Cadss | None = None
+    sedation_moaas: Moaas | None = None
+    pre_suds: Suds | None = None
+    post_suds: Suds | None = None
+    adverse_events: Annotated[list[AdverseEvent], Field(max_length=MAX_ADVERSE_EVENTS)] | None = None
+    notes: Notes | None = None
+    discharge: Discharge | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        cleared = [name for name in self.model_fields_set & REQUIRED_FIELDS if getattr(self, name) is None]
+        if cleared:
+            raise _rule_errors(*[((name,), "Cannot be null") for name in sorted(cleared)])
+        return self
+
+
+class AddendumCreate(RequestModel):
+    text: AddendumText = Field(description="The correction or later observation, 1–10000 characters")
+
+
+# --- responses -----------------------------------------------------------------------------------------------
+
+
+class VitalSignPublic(BaseModel):
+    at: dt.datetime
+    phase: VitalPhase
+    systolic: int
+    diastolic: int
+    heart_rate: int
+    spo2: int
+    respiratory_rate: int | None
+
+
+class AdverseEventPublic(BaseModel):
+    kind: AdverseEventKind
+    severity: Severity
+    action: str
+    description: str | None
+    at: dt.datetime | None
+
+
+class DischargePublic(BaseModel):
+    at: dt.datetime
+    criteria_met: bool
+    accompanied_by: str | None
+
+
+class SessionWarning(BaseModel):
+    code: str = Field(description="pre_dose_bp_above_threshold | dose_exceeds_plan | "
+                                  "weight_missing_for_weight_based_dose | protocol_differs_from_plan | "
+                                  "observation_shorter_than_required | discharge_criteria_not_met | "
+                                  "severe_adverse_event")
+    message: str
+
+
+class AddendumPublic(BaseModel):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    text: str
+    author_id: uuid.UUID
+    created_at: dt.datetime
+
+
+class PatientSessionPublic(BaseModel):
+    """What the patient sees of their own signed session: what was given and measured, without what clinicians
+    wrote for each other (notes, unplanned_reason, addenda) and without the server's warnings."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    status: SessionStatus
+    revision: int
+    plan_id: uuid.UUID | None
+    supervising_clinician_id: uuid.UUID
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    medication: Medication
+    route: Route
+    dose_mg: float
+    weight_kg: float | None
+    vitals: list[VitalSignPublic]
+    dissociation_cadss: int | None
+    sedation_moaas: int | None
+    pre_suds: int | None
+    post_suds: int | None
+    adverse_events: list[AdverseEventPublic]
+    discharge: DischargePublic | None
+    created_by: uuid.UUID
+    created_at: dt.datetime
+    updated_by: uuid.UUID
+    updated_at: dt.datetime
+    signed_by: uuid.UUID | None
+    signed_at: dt.datetime | None
+
+
+class SessionPublic(PatientSessionPublic):
+    """The care team's and admins' view."""
+
+    unplanned_reason: str | None
+    notes: str | None
+    warnings: list[SessionWarning] = Field(description="Server-computed; recomputed on every draft edit, frozen at signing")
+    addenda: list[AddendumPublic] = Field(description="Oldest first")
+
+
+SessionView = SessionPublic | PatientSessionPublic
+
+
+class SessionPage(Page[SessionView]):
+    pass

@@ -1,0 +1,265 @@
+"""Supervised dosing sessions: drafts edited under If-Match, signing into an immutable record, addenda.
+
+Every session is reached through its patient with `api.authz.authorize_patient` (which audits the access); a session
+of a patient the caller may not see answers exactly like a session that does not exist. Statements live in
+`api.sessions.queries`, the warning rules in `api.sessions.warnings`. Each draft change bumps `revision`; signing
+bumps it once more, freezes the warnings and adds a `session.signed` outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import outbox
+from api.audit import service as audit
+from api.authz import ALL_ROLES, authorize_patient
+from api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
+from api.security.tokens import Caller
+from api.sessions import queries, warnings
+from api.sessions.schemas import (
+    CONTENT_FIELDS,
+    AddendumCreate,
+    AddendumPublic,
+    PatientSessionPublic,
+    SessionCreate,
+    SessionPage,
+    SessionPublic,
+    SessionUpdate,
+    SessionView,
+)
+from models.base import utcnow
+from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
+from models.organizations import Organization
+from models.patients import Patient
+from models.plans import TreatmentPlan
+from models.users import Role
+
+# A session is the supervising team's clinical record: care-team clinicians write it; admins and the patient read.
+WRITERS = frozenset({Role.clinician})
+# An unsigned draft may still be wrong: patients see their sessions once signed.
+PATIENT_VISIBLE = (SessionStatus.signed,)
+SESSION_NOT_FOUND = "Session not found"
+SIGNED_IS_FINAL = "A signed session cannot be changed; add an addendum (POST /v1/sessions/{session_id}/addenda)"
+REQUIRED_TO_SIGN = ("ended_at", "discharge")
+JSON_FIELDS = frozenset({"vitals", "adverse_events", "discharge"})
+
+
+def etag(row: DosingSession) -> str:
+    """A strong entity tag naming the session's revision (If-Match compares strongly, RFC 9110 13.1.1)."""
+    return f'"{row.id}-{row.revision}"'
+
+
+def present(row: DosingSession, viewer: Caller, addenda: Sequence[SessionAddendum] = ()) -> SessionView:
+    columns = {field: getattr(row, field) for field in DosingSession.model_fields}
+    # Patients never see notes, addenda or warnings: their model has no fields for them.
+    if viewer.role == Role.patient:
+        return PatientSessionPublic.model_validate(columns)
+    return SessionPublic.model_validate(
+        columns | {"addenda": [AddendumPublic.model_validate(a, from_attributes=True) for a in addenda]})
+
+
+def _content(row: DosingSession) -> dict[str, Any]:
+    """The stored draft as SessionCreate input."""
+    return {field: getattr(row, field) for field in CONTENT_FIELDS}
+
+
+def _columns(content: SessionCreate) -> dict[str, Any]:
+    """Column values of validated content: JSON columns as JSON (instants in UTC), vitals in time order."""
+    values = content.model_dump(exclude=JSON_FIELDS)
+    values.update(content.model_dump(mode="json", include=JSON_FIELDS))
+    values["vitals"] = [vital.model_dump(mode="json") for vital in sorted(content.vitals, key=lambda v: v.at)]
+    return values
+
+
+def _flagged(found: list[dict[str, str]]) -> dict[str, Any]:
+    return {"warnings": found, "has_warnings": bool(found)}
+
+
+async def _authorized_session(
+    session: AsyncSession, caller: Caller, session_id: uuid.UUID, action: str, roles: Collection[Role]
+) -> tuple[DosingSession, Patient]:
+    row = await queries.get(session, session_id)
+    if row is None:
+        await audit.record_denied(session, caller, action, resource_type="session", resource_id=session_id)
+        raise NotFound(SESSION_NOT_FOUND)
+    patient_id, hidden_draft = row.patient_id, row.status not in PATIENT_VISIBLE
+    try:
+        patient = await authorize_patient(session, caller, patient_id, action, roles=roles,
+                                          resource_type="session", resource_id=session_id)
+    except NotFound:
+        raise NotFound(SESSION_NOT_FOUND) from None  # the same answer as an unknown id
+    if caller.role == Role.patient and hidden_draft:
+        await audit.record_denied(session, caller, action, resource_type="session", resource_id=session_id,
+                                  patient_id=patient_id)
+        raise NotFound(SESSION_NOT_FOUND)
+    return row, patient
+
+
+def _check_if_match(row: DosingSession, if_match: str | None) -> None:
+    if if_match is None:
+        raise PreconditionRequired("Send If-Match with the session's ETag (from GET /v1/sessions/{session_id})")
+    tags = {tag.strip() for tag in if_match.split(",")}
+    if "*" in tags:
+        raise PreconditionRequired("If-Match: * does not protect against lost updates; send the session's ETag")
+    if etag(row) not in tags:
+        raise PreconditionFailed(
+            f"The session has changed since you read it (now revision {row.revision}); read it again and reapply "
+            "your change"
+        )
+
+
+async def _linked_plan(
+    session: AsyncSession, patient: Patient, content: SessionCreate, *, verify: bool
+) -> TreatmentPlan | None:
+    """The plan the session is given under. When `verify`, it must be the patient's active plan (422 otherwise):
+    checked when the link is made or changed, not again when a later edit touches other fields."""
+    if content.plan_id is None:
+        return None
+    if not verify:
+        return await queries.plan(session, content.plan_id)
+    active = await queries.active_plan(session, patient.id)
+    if active is None or active.id != content.plan_id:
+        detail = ("The patient has no active plan" if active is None else "Not the patient's active plan")
+        raise ValidationFailed.at(
+            ["body", "plan_id"], f"{detail}; link the active plan, or send plan_id null with an unplanned_reason")
+    return active
+
+
+async def _check_supervisor(session: AsyncSession, patient: Patient, user_id: uuid.UUID) -> None:
+    if not await queries.is_care_team_clinician(session, patient, user_id):
+        raise ValidationFailed.at(["body", "supervising_clinician_id"],
+                                  "Must be an active clinician on the patient's care team")
+
+
+async def _warnings(
+    session: AsyncSession, patient: Patient, content: SessionCreate, plan: TreatmentPlan | None
+) -> list[dict[str, str]]:
+    organization = await session.get(Organization, patient.organization_id)
+    assert organization is not None  # a patient's organization always exists (foreign key)
+    return warnings.compute(content, plan, organization)
+
+
+async def create_session(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, body: SessionCreate
+) -> DosingSession:
+    session_id = uuid.uuid4()
+    patient = await authorize_patient(session, caller, patient_id, "session.create", roles=WRITERS,
+                                      resource_type="session", resource_id=session_id)
+    await _check_supervisor(session, patient, body.supervising_clinician_id)
+    plan = await _linked_plan(session, patient, body, verify=True)
+    now = utcnow()
+    row = DosingSession(
+        id=session_id, patient_id=patient.id, status=SessionStatus.draft, revision=1, created_by=caller.user_id,
+        created_at=now, updated_by=caller.user_id, updated_at=now,
+        **_columns(body), **_flagged(await _warnings(session, patient, body, plan)),
+    )
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def read_session(session: AsyncSession, caller: Caller, session_id: uuid.UUID) -> tuple[SessionView, str]:
+    row, _ = await _authorized_session(session, caller, session_id, "session.read", ALL_ROLES)
+    addenda = await queries.addenda(session, [row.id]) if caller.role != Role.patient else {}
+    answer = present(row, caller, addenda.get(row.id, [])), etag(row)
+    await session.commit()
+    return answer
+
+
+async def list_sessions(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, *, status: SessionStatus | None, limit: int,
+    cursor: str | None,
+) -> SessionPage:
+    await authorize_patient(session, caller, patient_id, "session.list", resource_type="session")
+    statuses = PATIENT_VISIBLE if caller.role == Role.patient else tuple(SessionStatus)
+    if status is not None:
+        statuses = tuple(s for s in statuses if s == status)
+    rows, next_cursor = await queries.page(session, patient_id, statuses=statuses, limit=limit, cursor=cursor)
+    addenda = await queries.addenda(session, [row.id for row in rows]) if caller.role != Role.patient else {}
+    await session.commit()
+    return SessionPage(items=[present(row, caller, addenda.get(row.id, [])) for row in rows], next_cursor=next_cursor)
+
+
+async def update_session(
+    session: AsyncSession, caller: Caller, session_id: uuid.UUID, if_match: str | None, body: SessionUpdate
+) -> tuple[SessionView, str]:
+    """Merges the sent top-level fields into the draft, validates the result as a whole and recomputes the
+    warnings. Nothing changed: the session as it is, no new revision. A signed session is 409 whatever the
+    If-Match, because no fresher read could make the edit possible."""
+    row, patient = await _authorized_session(session, caller, session_id, "session.update", WRITERS)
+    if row.status == SessionStatus.signed:
+        raise Conflict(SIGNED_IS_FINAL)
+    _check_if_match(row, if_match)
+    sent = body.model_dump(mode="json", exclude_unset=True)
+    try:
+        merged = SessionCreate.model_validate(_content(row) | sent)
+    except ValidationError as error:
+        raise ValidationFailed.of_body(error) from None
+    if merged.supervising_clinician_id != row.supervising_clinician_id:
+        await _check_supervisor(session, patient, merged.supervising_clinician_id)
+    plan = await _linked_plan(session, patient, merged, verify=merged.plan_id != row.plan_id)
+    values = _columns(merged) | _flagged(await _warnings(session, patient, merged, plan))
+    changed = {name: value for name, value in values.items() if getattr(row, name) != value}
+    if changed:
+        row = await _advance(session, caller, row, changed, stale=PreconditionFailed)
+    answer = present(row, caller), etag(row)  # a draft has no addenda
+    await session.commit()
+    return answer
+
+
+async def sign_session(
+    session: AsyncSession, caller: Caller, session_id: uuid.UUID, if_match: str | None
+) -> tuple[SessionView, str]:
+    """Signs the draft: records signer and time, computes the warnings one last time and freezes the record.
+    If-Match is optional: without one the draft as currently stored is signed, and a change that lands between
+    reading and signing makes this request 409 (412 when an If-Match named the revision read)."""
+    row, patient = await _authorized_session(session, caller, session_id, "session.sign", WRITERS)
+    if row.status == SessionStatus.signed:
+        raise Conflict(SIGNED_IS_FINAL)
+    if if_match is not None:
+        _check_if_match(row, if_match)
+    missing = [name for name in REQUIRED_TO_SIGN if getattr(row, name) is None]
+    if missing:
+        raise Conflict(f"A session needs {' and '.join(missing)} before it can be signed")
+    content = SessionCreate.model_validate(_content(row))
+    plan = await _linked_plan(session, patient, content, verify=False)
+    now = utcnow()
+    signature = {"status": SessionStatus.signed, "signed_by": caller.user_id, "signed_at": now, "updated_at": now}
+    row = await _advance(session, caller, row, signature | _flagged(await _warnings(session, patient, content, plan)),
+                         stale=Conflict if if_match is None else PreconditionFailed)
+    outbox.enqueue(session, patient.organization_id, "session.signed",
+                   {"session_id": row.id, "patient_id": row.patient_id})
+    answer = present(row, caller), etag(row)
+    await session.commit()
+    return answer
+
+
+async def _advance(
+    session: AsyncSession, caller: Caller, row: DosingSession, values: dict[str, Any], *,
+    stale: type[Conflict | PreconditionFailed],
+) -> DosingSession:
+    """Writes the next revision if nobody wrote one since `row` was read; otherwise `stale`, nothing written."""
+    updated = await queries.advance(session, row.id, row.revision,
+                                    {"updated_by": caller.user_id, "updated_at": utcnow()} | values)
+    if updated is None:
+        await session.rollback()
+        raise stale("The session was changed by someone else meanwhile; read it again and retry")
+    return updated
+
+
+async def add_addendum(
+    session: AsyncSession, caller: Caller, session_id: uuid.UUID, body: AddendumCreate
+) -> SessionAddendum:
+    """Appends a correction to a signed session. A draft has none: it is still edited directly (409)."""
+    row, _ = await _authorized_session(session, caller, session_id, "session.addendum", WRITERS)
+    if row.status != SessionStatus.signed:
+        raise Conflict("Addenda are for signed sessions; edit the draft itself with PATCH")
+    addendum = SessionAddendum(session_id=row.id, text=body.text, author_id=caller.user_id, created_at=utcnow())
+    session.add(addendum)
+    await session.commit()
+    return addendum
