@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -91,7 +92,14 @@ def _document_problems(app: FastAPI) -> None:
         components["Problem"].pop("$defs", None)
         for path in schema.get("paths", {}).values():
             for operation in path.values():
-                for code, response in operation.get("responses", {}).items():
+                responses = operation.setdefault("responses", {})
+                # What the framework and middleware answer on their own, whatever the route declares: an unparsable
+                # body (400), an oversized one (413), invalid parameters or body (422).
+                implied = ({400, 413, 422} if "requestBody" in operation else set()) | (
+                    {422} if operation.get("parameters") else set())
+                for status in implied:
+                    responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                for code, response in responses.items():
                     if code.isdigit() and int(code) >= 400:
                         response["content"] = {
                             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
