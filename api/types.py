@@ -7,7 +7,16 @@ from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 MIN_PASSWORD_LENGTH = 12  # NIST SP 800-63B; no composition rules, a generous maximum.
 
@@ -59,3 +68,18 @@ class RequestModel(BaseModel):
         if _contains_nul(value):
             raise ValueError("must not contain NUL characters")
         return value
+
+
+def trimmed_text(max_length: int) -> Any:
+    """A required text: surrounding whitespace removed, then 1 to `max_length` characters."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+
+
+def rule_errors(domain: str, *problems: tuple[tuple[str | int, ...], str]) -> ValidationError:
+    """A validation error for rules that span fields, located at each field that has to change (relative to the
+    model raising it), with error type `<domain>_rule`."""
+    return ValidationError.from_exception_data(
+        domain,
+        [InitErrorDetails(type=PydanticCustomError(f"{domain}_rule", message), loc=loc, input=None)
+         for loc, message in problems],
+    )

@@ -20,7 +20,6 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
-    StringConstraints,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -28,11 +27,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from api.instruments.registry import INSTRUMENTS, get_instrument
 from api.pagination import Page
-from api.types import RequestModel
+from api.types import RequestModel, rule_errors, trimmed_text
 from models.plans import PlanStatus
 
 
@@ -126,12 +125,7 @@ MAX_REASON = 1000
 
 
 def _problems(*problems: tuple[tuple[str | int, ...], str]) -> ValidationError:
-    """A validation error located at the given fields (relative to the model raising it)."""
-    return ValidationError.from_exception_data(
-        "plan",
-        [InitErrorDetails(type=PydanticCustomError("plan_rule", message), loc=loc, input=None)
-         for loc, message in problems],
-    )
+    return rule_errors("plan", *problems)
 
 
 def _plausible_date(value: dt.date) -> dt.date:
@@ -165,10 +159,7 @@ def _repeated(values: Iterable[Any]) -> list[int]:
     return repeated
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
-
-
+_text = trimmed_text
 Title, Indication, PhaseName, GoalDescription = _text(200), _text(1000), _text(50), _text(500)
 Frequency, Provider, TreatmentName, Notes, Reason = _text(100), _text(200), _text(200), _text(2000), _text(MAX_REASON)
 PlanDate = Annotated[dt.date, AfterValidator(_plausible_date)]

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.audit import service as audit
 from api.authz import ALL_ROLES, STAFF, authorize_patient
-from api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
+from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from api.plans import queries
 from api.plans.schemas import (
     CONTENT_FIELDS,
@@ -36,6 +36,7 @@ from api.plans.schemas import (
     PlanView,
     StatusChange,
 )
+from api.preconditions import check_if_match
 from api.security.tokens import Caller
 from models.base import utcnow
 from models.patients import Patient
@@ -107,16 +108,7 @@ async def _authorized_plan(
 
 
 def _check_if_match(plan: TreatmentPlan, if_match: str | None) -> None:
-    if if_match is None:
-        raise PreconditionRequired("Send If-Match with the plan's ETag (from GET /v1/plans/{plan_id})")
-    tags = {tag.strip() for tag in if_match.split(",")}
-    if "*" in tags:
-        raise PreconditionRequired("If-Match: * does not protect against lost updates; send the plan's ETag")
-    if etag(plan) not in tags:
-        raise PreconditionFailed(
-            f"The plan has changed since you read it (now revision {plan.revision}); read it again and reapply "
-            "your change"
-        )
+    check_if_match(etag(plan), if_match, noun="plan", revision=plan.revision)
 
 
 async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, body: PlanCreate) -> TreatmentPlan:

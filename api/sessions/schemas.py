@@ -19,18 +19,17 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
-    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from api.pagination import Page
 from api.plans.schemas import Medication, Route
 from api.scores.schemas import RecordedAt
-from api.types import RequestModel
+from api.types import RequestModel, rule_errors, trimmed_text
 from models.dosing_sessions import SessionStatus
 
 MAX_SESSION_LENGTH = dt.timedelta(hours=12)
@@ -70,16 +69,7 @@ class Severity(StrEnum):
 
 
 def _rule_errors(*problems: tuple[tuple[str | int, ...], str]) -> ValidationError:
-    """A validation error located at the given fields (relative to the model raising it)."""
-    return ValidationError.from_exception_data(
-        "session",
-        [InitErrorDetails(type=PydanticCustomError("session_rule", message), loc=loc, input=None)
-         for loc, message in problems],
-    )
-
-
-def _text(max_length: int) -> Any:
-    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+    return rule_errors("session", *problems)
 
 
 def _range(bounds: tuple[float, float]) -> Any:
@@ -87,7 +77,8 @@ def _range(bounds: tuple[float, float]) -> Any:
 
 
 Notes, AddendumText, Reason, Action, Description, Person = (
-    _text(10_000), _text(10_000), _text(1000), _text(1000), _text(500), _text(200))
+    trimmed_text(10_000), trimmed_text(10_000), trimmed_text(1000), trimmed_text(1000), trimmed_text(500),
+    trimmed_text(200))
 # RFC 3339 with an offset, not before 2000 nor more than 5 minutes in the future (as scores), answered in UTC.
 Instant = Annotated[RecordedAt, AfterValidator(lambda value: value.astimezone(dt.UTC))]
 DoseMg = Annotated[StrictFloat, Field(gt=0, le=MAX_DOSE_MG, description="The dose given, in mg")]
@@ -324,7 +315,8 @@ class SessionPublic(PatientSessionPublic):
 
     unplanned_reason: str | None
     notes: str | None
-    warnings: list[SessionWarning] = Field(description="Server-computed; recomputed on every draft edit, frozen at signing")
+    warnings: list[SessionWarning] = Field(
+        description="Server-computed; recomputed on every draft edit, frozen at signing")
     addenda: list[AddendumPublic] = Field(description="Oldest first")
 
 

@@ -18,7 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.audit import service as audit
 from api.authz import ALL_ROLES, authorize_patient
-from api.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
+from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from api.preconditions import check_if_match
 from api.security.tokens import Caller
 from api.sessions import queries, warnings
 from api.sessions.schemas import (
@@ -101,16 +102,7 @@ async def _authorized_session(
 
 
 def _check_if_match(row: DosingSession, if_match: str | None) -> None:
-    if if_match is None:
-        raise PreconditionRequired("Send If-Match with the session's ETag (from GET /v1/sessions/{session_id})")
-    tags = {tag.strip() for tag in if_match.split(",")}
-    if "*" in tags:
-        raise PreconditionRequired("If-Match: * does not protect against lost updates; send the session's ETag")
-    if etag(row) not in tags:
-        raise PreconditionFailed(
-            f"The session has changed since you read it (now revision {row.revision}); read it again and reapply "
-            "your change"
-        )
+    check_if_match(etag(row), if_match, noun="session", revision=row.revision)
 
 
 async def _linked_plan(
