@@ -150,6 +150,18 @@ async def test_the_database_refuses_to_change_a_signed_session_or_an_addendum(cl
     assert (await read(client, world.clinician, record["id"])).json()["notes"] == "clinician-only"
 
 
+async def test_a_draft_stored_under_rules_since_tightened_must_be_corrected_before_signing(client, world, app):
+    draft = await new_session(client, world)
+    async with app.state.sessions() as session:
+        row = await session.get(DosingSession, uuid.UUID(draft["id"]))
+        row.dose_mg = 900.0  # above today's 500 mg bound
+        session.add(row)
+        await session.commit()
+    response = await sign(client, world.clinician, draft["id"])
+    assert response.status_code == 409 and "PATCH" in response.json()["detail"]
+    assert (await read(client, world.clinician, draft["id"])).json()["status"] == "draft"
+
+
 async def test_addenda_are_only_for_signed_sessions(client, world, app):
     draft = await new_session(client, world)
     response = await add_addendum(client, world.clinician, draft["id"], "too early")

@@ -218,7 +218,10 @@ async def sign_session(
     missing = [name for name in REQUIRED_TO_SIGN if getattr(row, name) is None]
     if missing:
         raise Conflict(f"A session needs {' and '.join(missing)} before it can be signed")
-    content = SessionCreate.model_validate(_content(row))
+    try:
+        content = SessionCreate.model_validate(_content(row))
+    except ValidationError:  # stored under rules since tightened: the draft must be corrected first
+        raise Conflict("This draft no longer passes validation; edit it with PATCH, then sign") from None
     plan = await _linked_plan(session, patient, content, verify=False)
     now = utcnow()
     signature = {"status": SessionStatus.signed, "signed_by": caller.user_id, "signed_at": now, "updated_at": now}
