@@ -70,3 +70,30 @@ async def authorize_patient(
     audit.record(session, caller, action, resource_type=resource_type, resource_id=resource_id or patient_id,
                  patient_id=patient_id)
     return patient
+
+
+async def authorize_patient_of(
+    session: AsyncSession,
+    caller: Caller,
+    patient_id: uuid.UUID | None,
+    action: str,
+    *,
+    roles: Collection[Role] = ALL_ROLES,
+    resource_type: str,
+    resource_id: object,
+    not_found: str,
+) -> Patient:
+    """`authorize_patient` for routes addressed by a resource's own id (a plan, a session, a score).
+
+    `patient_id` is the loaded resource's patient, or None when there is no such resource; read it before calling,
+    since a denial rolls the session back and expires loaded objects. A resource that does not exist and one whose
+    patient the caller may not see get the same 404 with the same detail, and both attempts are audited.
+    """
+    if patient_id is None:
+        await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id)
+        raise NotFound(not_found)
+    try:
+        return await authorize_patient(session, caller, patient_id, action, roles=roles,
+                                       resource_type=resource_type, resource_id=resource_id)
+    except NotFound:
+        raise NotFound(not_found) from None

@@ -18,9 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox
-from api.audit import service as audit
-from api.authz import ALL_ROLES, STAFF, authorize_patient
-from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from api.authz import ALL_ROLES, STAFF, authorize_patient, authorize_patient_of
+from api.errors import Conflict, PreconditionFailed, ValidationFailed
 from api.plans import queries
 from api.plans.schemas import (
     CONTENT_FIELDS,
@@ -96,14 +95,8 @@ async def _authorized_plan(
     session: AsyncSession, caller: Caller, plan_id: uuid.UUID, action: str, roles: Collection[Role]
 ) -> tuple[TreatmentPlan, Patient]:
     plan = await queries.get(session, plan_id)
-    if plan is None:
-        await audit.record_denied(session, caller, action, resource_type="plan", resource_id=plan_id)
-        raise NotFound(PLAN_NOT_FOUND)
-    try:
-        patient = await authorize_patient(session, caller, plan.patient_id, action, roles=roles,
-                                          resource_type="plan", resource_id=plan_id)
-    except NotFound:
-        raise NotFound(PLAN_NOT_FOUND) from None  # the same answer as an unknown id
+    patient = await authorize_patient_of(session, caller, plan.patient_id if plan else None, action, roles=roles,
+                                         resource_type="plan", resource_id=plan_id, not_found=PLAN_NOT_FOUND)
     return plan, patient
 
 

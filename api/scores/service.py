@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox, pagination
 from api.audit import service as audit
-from api.authz import authorize_patient
+from api.authz import authorize_patient, authorize_patient_of
 from api.context import request_id_var
 from api.db import engine_of
 from api.errors import TYPE_PREFIX, Conflict, NotFound, ProblemError, ValidationFailed
@@ -246,15 +246,10 @@ async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) ->
 
 async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> ScorePublic:
     score = await queries.get(session, score_id)
-    if score is None:
-        await audit.record_denied(session, caller, "score.read", resource_type="score", resource_id=score_id)
-        raise NotFound(SCORE_NOT_FOUND)
+    await authorize_patient_of(session, caller, score.patient_id if score else None, "score.read",
+                               resource_type="score", resource_id=score_id, not_found=SCORE_NOT_FOUND)
+    assert score is not None  # authorize_patient_of answered 404 otherwise
     public = present(_values(score), caller)
-    try:
-        await authorize_patient(session, caller, score.patient_id, "score.read", resource_type="score",
-                                resource_id=score_id)
-    except NotFound:
-        raise NotFound(SCORE_NOT_FOUND) from None  # the same answer as an unknown id
     await session.commit()
     return public
 

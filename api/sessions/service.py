@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox
 from api.audit import service as audit
-from api.authz import ALL_ROLES, authorize_patient
+from api.authz import ALL_ROLES, authorize_patient, authorize_patient_of
 from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from api.preconditions import check_if_match
 from api.security.tokens import Caller
@@ -85,15 +85,10 @@ async def _authorized_session(
     session: AsyncSession, caller: Caller, session_id: uuid.UUID, action: str, roles: Collection[Role]
 ) -> tuple[DosingSession, Patient]:
     row = await queries.get(session, session_id)
-    if row is None:
-        await audit.record_denied(session, caller, action, resource_type="session", resource_id=session_id)
-        raise NotFound(SESSION_NOT_FOUND)
-    patient_id, hidden_draft = row.patient_id, row.status not in PATIENT_VISIBLE
-    try:
-        patient = await authorize_patient(session, caller, patient_id, action, roles=roles,
-                                          resource_type="session", resource_id=session_id)
-    except NotFound:
-        raise NotFound(SESSION_NOT_FOUND) from None  # the same answer as an unknown id
+    patient_id = row.patient_id if row else None
+    hidden_draft = row is not None and row.status not in PATIENT_VISIBLE
+    patient = await authorize_patient_of(session, caller, patient_id, action, roles=roles, resource_type="session",
+                                         resource_id=session_id, not_found=SESSION_NOT_FOUND)
     if caller.role == Role.patient and hidden_draft:
         await audit.record_denied(session, caller, action, resource_type="session", resource_id=session_id,
                                   patient_id=patient_id)
