@@ -22,6 +22,7 @@ from api.middleware import RequestContextMiddleware
 from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
+from api.ratelimit import RateLimiter
 from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
+    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
 
     install_error_handlers(app)
     for router in ROUTERS:

@@ -44,26 +44,28 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/l
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+async def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     if credentials is None:
         raise Unauthorized("An access token is required")
     try:
-        return decode_access_token(request.app.state.settings, credentials.credentials)
+        caller = decode_access_token(request.app.state.settings, credentials.credentials)
     except InvalidToken:
         raise Unauthorized() from None
+    await request.app.state.rate_limiter.check("user", str(caller.user_id))
+    return caller
 
 
 # Both dependencies read the token themselves rather than depend on each other: every level of dependencies costs
 # FastAPI measurable work on every request, and these run on all of them.
 async def get_caller(request: Request, credentials: BearerCredentials) -> Caller:
-    return _authenticate(request, credentials)
+    return await _authenticate(request, credentials)
 
 
 def require_roles(*roles: Role):
     allowed = frozenset(roles)
 
     async def check(request: Request, credentials: BearerCredentials) -> Caller:
-        caller = _authenticate(request, credentials)
+        caller = await _authenticate(request, credentials)
         if caller.role not in allowed:
             raise Forbidden(f"This operation is not available to the {caller.role.value} role")
         return caller

@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from typing import Annotated, Literal
 
+from limits import parse as parse_limit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     login_lockout_max_seconds: int = Field(default=900, ge=1)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Requests per caller (user or API client), e.g. "600/minute" or "20/second"; over it: 429 with Retry-After.
+    rate_limit: str = "600/minute"
+    # memory:// counts within one process; redis://host:port/db shares the counts between all API processes.
+    rate_limit_storage_url: str = "memory://"
     cors_origins: Annotated[list[str], NoDecode] = []
     docs_enabled: bool = True
     webhook_allow_private_targets: bool = False
@@ -46,6 +51,12 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        parse_limit(value)  # raises ValueError with the library's message
         return value
 
     @model_validator(mode="after")

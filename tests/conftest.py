@@ -105,7 +105,9 @@ def database_url(template_database: str, tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, **overrides) -> Settings:
-    values = dict(environment="test", database_url=database_url, secret_key=TEST_SECRET, log_level="WARNING")
+    # Rate limits are tested on their own (tests/test_rate_limits.py); elsewhere they would only make tests flaky.
+    values = dict(environment="test", database_url=database_url, secret_key=TEST_SECRET, log_level="WARNING",
+                  rate_limit="1000000/minute")
     values.update(overrides)
     return Settings(**values)
 
