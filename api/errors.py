@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -106,12 +106,18 @@ class ValidationFailed(ProblemError):
         return cls(msg, errors=[{"loc": list(loc), "msg": msg}])
 
     @classmethod
+    def of(cls, errors: Iterable[Mapping[str, Any]], *, within: Sequence[str | int] = ()) -> ValidationFailed:
+        """From pydantic's error list, located `within` the request (e.g. ["body"]). Locations, messages and types
+        only: the submitted values are never echoed back (they may be PHI, and they may be huge)."""
+        cleaned = [{"loc": [*within, *e.get("loc", ())], "msg": e.get("msg", "invalid"), "type": e.get("type")}
+                   for e in errors]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in cleaned[:5])
+        return cls(detail, errors=cleaned)
+
+    @classmethod
     def of_body(cls, error: ValidationError) -> ValidationFailed:
-        """A body validated in a service rather than by FastAPI (e.g. a PATCH merged into the stored record),
-        reported like the request-level handler: locations and messages only, never the submitted values."""
-        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in error.errors()]
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
-        return cls(detail, errors=errors)
+        """A body validated in a service rather than by FastAPI (e.g. a PATCH merged into the stored record)."""
+        return cls.of(error.errors(), within=["body"])
 
 
 class RateLimited(ProblemError):
@@ -151,11 +157,6 @@ def _http_slug(status: int) -> str:
     )
 
 
-def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Never echo the offending input back: it may be PHI, and it may be huge.
-    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "invalid"), "type": err.get("type")} for err in exc.errors()]
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -165,9 +166,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _clean_validation_errors(exc)
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
-        return problem_response(422, slug="validation-error", title="Validation error", detail=detail, request=request, errors=errors)
+        return await _problem(request, ValidationFailed.of(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -168,14 +168,6 @@ def _problem(exc: ProblemError) -> dict[str, Any]:
             "request_id": request_id_var.get(), "errors": exc.errors}
 
 
-def _invalid(index: int, exc: ValidationError) -> ValidationFailed:
-    # Like the request-level handler: locations and messages only, never the offending input (PHI, size).
-    errors = [{"loc": ["body", "scores", index, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-              for err in exc.errors(include_url=False, include_input=False, include_context=False)]
-    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
-    return ValidationFailed(detail, errors=errors)
-
-
 def _claimed_id(raw: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw["id"]) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
@@ -200,7 +192,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
         try:
             entry = SCORE_CREATE.validate_python(raw)
         except ValidationError as exc:
-            results[index] = BatchProblem(id=_claimed_id(raw), status=422, problem=_problem(_invalid(index, exc)))
+            results[index] = BatchProblem(id=_claimed_id(raw), status=422, problem=_problem(ValidationFailed.of(exc.errors(), within=["body", "scores", index])))
             continue
         if entry.id in firsts:
             repeats.append((index, entry))
