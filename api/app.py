@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import migrate
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
+from api.charts.router import router as charts_router
 from api.db import create_engine, session_factory
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
@@ -31,8 +32,8 @@ from api.users.router import router as users_router
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections; CPython's default is 700
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
-ROUTERS = (scores_router, health_router, auth_router, users_router, patients_router, audit_router, instruments_router,
-           plans_router, sessions_router, organizations_router)
+ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
+           instruments_router, plans_router, sessions_router, organizations_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,0 +1,529 @@
+"""Charts: local-calendar buckets (DST included), baseline and change, response/remission/MCID at their boundaries,
+onset and durability, the sessions overlay, authorisation, audit and validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import update
+
+from api.instruments.registry import INSTRUMENTS
+from models import AuditEvent, Patient, Score
+from models.dosing_sessions import DosingSession, SessionStatus
+from tests.matrix import Route, cell_id, cells, check_route
+from tests.plan_helpers import plan_body, rows
+from tests.session_helpers import active_plan, new_session, sign
+
+NEW_YORK = "America/New_York"
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def instant(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def z(value: str) -> str:
+    """The server's answer for an instant: UTC with Z."""
+    return instant(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def items_for(instrument: str, total: int) -> list[int]:
+    spec = INSTRUMENTS[instrument]
+    items = []
+    for _ in range(spec.item_count):
+        items.append(min(spec.item_max, total - sum(items)))
+    assert sum(items) == total
+    return items
+
+
+async def set_timezone(app, patient, timezone: str) -> None:
+    async with app.state.sessions() as session:
+        await session.exec(update(Patient).where(Patient.id == patient.id).values(timezone=timezone))
+        await session.commit()
+
+
+async def add_scores(app, world, scores: list[tuple], *, patient=None, instrument: str = "gad7") -> None:
+    """Stores scores directly: (recorded_at, total) or (recorded_at, total, "deleted") for a tombstone."""
+    patient = patient or world.patient
+    async with app.state.sessions() as session:
+        for recorded_at, total, *flags in scores:
+            at = instant(recorded_at) if isinstance(recorded_at, str) else recorded_at
+            session.add(Score(
+                id=uuid.uuid4(), patient_id=patient.id, instrument=instrument, items=items_for(instrument, total),
+                total=total, severity=INSTRUMENTS[instrument].severity(total), recorded_at=at,
+                recorded_offset_minutes=int(at.utcoffset().total_seconds() // 60), received_at=at, source="patient",
+                entered_by=world.patient_user.id, updated_at=at, deleted_at=at if "deleted" in flags else None))
+        await session.commit()
+
+
+async def add_session(app, world, started_at: str, *, plan_id=None, signed: bool = True) -> str:
+    """A session stored directly (at any time, under any plan): signed as the signing route leaves it, or a draft."""
+    start = instant(started_at)
+    signature = dict(status=SessionStatus.signed, revision=2, signed_by=world.clinician.id,
+                     signed_at=start + dt.timedelta(hours=3)) if signed else dict(status=SessionStatus.draft, revision=1)
+    row = DosingSession(
+        patient_id=world.patient.id, **signature,
+        plan_id=uuid.UUID(plan_id) if plan_id else None, unplanned_reason=None if plan_id else "rescue dose",
+        supervising_clinician_id=world.clinician.id, started_at=start, ended_at=start + dt.timedelta(hours=2),
+        medication="ketamine", route="iv", dose_mg=35.0, weight_kg=70.0, vitals=[], adverse_events=[],
+        discharge={"at": (start + dt.timedelta(hours=2)).isoformat(), "criteria_met": True}, warnings=[],
+        has_warnings=False, created_by=world.clinician.id, updated_by=world.clinician.id)
+    async with app.state.sessions() as session:
+        session.add(row)
+        await session.commit()
+        return str(row.id)
+
+
+async def chart(client, actor, patient_id=None, **params):
+    params = {"instrument": "gad7", **params}
+    path = "/v1/me/chart" if patient_id is None else f"/v1/patients/{patient_id}/chart"
+    return await client.get(path, params=params, headers=actor.headers)
+
+
+async def chart_json(client, world, **params) -> dict:
+    response = await chart(client, world.clinician, world.patient.id, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def buckets(answer: dict) -> dict[str, tuple]:
+    return {p["bucket_start"]: (p["mean"], p["min"], p["max"], p["n"]) for p in answer["points"]}
+
+
+# --- buckets in the patient's calendar ---------------------------------------------------------------------------
+
+
+async def test_the_contract_example_shape(client, world, app):
+    await add_scores(app, world, [("2026-11-30T09:00:00-05:00", 16), ("2026-12-02T09:00:00-05:00", 13)])
+    answer = await chart_json(client, world, bucket="week", **{"from": "2026-11-01", "to": "2026-12-31"})
+    assert answer["instrument"] == "gad7" and answer["bucket"] == "week" and answer["timezone"] == NEW_YORK
+    assert (answer["from"], answer["to"]) == ("2026-11-01", "2026-12-31")
+    assert answer["points"] == [{"bucket_start": "2026-11-30", "mean": 14.5, "min": 13, "max": 16, "n": 2}]
+    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-11-30T14:00:00Z"}
+    assert answer["latest"] == {"total": 13, "recorded_at": "2026-12-02T14:00:00Z"}
+    assert answer["bands"] == [{"label": "minimal", "min": 0, "max": 4}, {"label": "mild", "min": 5, "max": 9},
+                               {"label": "moderate", "min": 10, "max": 14}, {"label": "severe", "min": 15, "max": 21}]
+    assert answer["sessions"] == [] and answer["onset"] is None and answer["durability"] is None
+
+
+async def test_sunday_2330_local_belongs_to_that_iso_week_across_the_dst_change(client, world, app):
+    # 2026-11-01 is the Sunday New York leaves DST (a 25-hour day). 23:30 EST that night is Monday 04:30 UTC.
+    await add_scores(app, world, [
+        ("2026-11-01T00:30:00-04:00", 10),  # Sunday 00:30 EDT
+        ("2026-11-01T23:30:00-05:00", 12),  # Sunday 23:30 EST = 2026-11-02T04:30Z
+        ("2026-11-02T00:10:00-05:00", 20),  # Monday 00:10 EST: the next week
+    ])
+    window = {"from": "2026-10-01", "to": "2026-11-30"}
+    weeks = buckets(await chart_json(client, world, bucket="week", **window))
+    assert weeks == {"2026-10-26": (11.0, 10, 12, 2), "2026-11-02": (20.0, 20, 20, 1)}
+    days = buckets(await chart_json(client, world, bucket="day", **window))
+    assert days == {"2026-11-01": (11.0, 10, 12, 2), "2026-11-02": (20.0, 20, 20, 1)}
+
+
+async def test_day_buckets_across_the_spring_dst_change(client, world, app):
+    # 2026-03-08 has 23 hours in New York: 00:30 EST and 23:30 EDT are the same local day.
+    await add_scores(app, world, [("2026-03-08T00:30:00-05:00", 7), ("2026-03-08T23:30:00-04:00", 8),
+                                  ("2026-03-07T23:59:00-05:00", 9)])
+    days = buckets(await chart_json(client, world, bucket="day", **{"from": "2026-03-01", "to": "2026-03-31"}))
+    assert days == {"2026-03-07": (9.0, 9, 9, 1), "2026-03-08": (7.5, 7, 8, 2)}
+
+
+async def test_month_starts_in_the_patients_zone_west_and_east_of_utc(client, world, app):
+    await add_scores(app, world, [("2026-10-31T23:30:00-04:00", 6),   # 2026-11-01T03:30Z: still October locally
+                                  ("2026-11-01T00:00:00-04:00", 8)])  # midnight: November
+    months = buckets(await chart_json(client, world, bucket="month", **{"from": "2026-10-01", "to": "2026-11-30"}))
+    assert months == {"2026-10-01": (6.0, 6, 6, 1), "2026-11-01": (8.0, 8, 8, 1)}
+
+    await set_timezone(app, world.patient, "Asia/Kolkata")  # +05:30: 2026-10-31T20:00Z is 1 November 01:30
+    months = buckets(await chart_json(client, world, bucket="month", **{"from": "2026-10-01", "to": "2026-11-30"}))
+    assert months == {"2026-11-01": (7.0, 6, 8, 2)}
+    answer = await chart_json(client, world, bucket="month", **{"from": "2026-10-01", "to": "2026-11-30"})
+    assert answer["timezone"] == "Asia/Kolkata"
+
+
+async def test_iso_weeks_start_on_monday_and_mean_min_max_n(client, world, app):
+    # Monday 2026-06-01 … Sunday 2026-06-07, then Monday 2026-06-08.
+    await add_scores(app, world, [("2026-06-01T00:00:00-04:00", 3), ("2026-06-03T12:00:00-04:00", 10),
+                                  ("2026-06-07T23:59:59-04:00", 4), ("2026-06-08T00:00:00-04:00", 21)])
+    weeks = buckets(await chart_json(client, world, bucket="week", **{"from": "2026-05-01", "to": "2026-06-30"}))
+    assert weeks == {"2026-06-01": (5.67, 3, 10, 3), "2026-06-08": (21.0, 21, 21, 1)}
+
+
+async def test_tombstones_never_count(client, world, app):
+    await add_scores(app, world, [("2026-06-01T09:00:00-04:00", 20, "deleted"), ("2026-06-02T09:00:00-04:00", 12),
+                                  ("2026-06-03T09:00:00-04:00", 6), ("2026-06-04T09:00:00-04:00", 1, "deleted")])
+    answer = await chart_json(client, world, bucket="week", **{"from": "2026-05-01", "to": "2026-06-30"})
+    assert buckets(answer) == {"2026-06-01": (9.0, 6, 12, 2)}
+    assert answer["baseline"]["total"] == 12 and answer["latest"]["total"] == 6
+
+
+async def test_the_range_is_local_days_inclusive(client, world, app):
+    await add_scores(app, world, [("2026-06-01T23:59:00-04:00", 5), ("2026-06-02T00:00:00-04:00", 6),
+                                  ("2026-06-04T23:59:00-04:00", 7), ("2026-06-05T00:01:00-04:00", 8)])
+    days = buckets(await chart_json(client, world, bucket="day", **{"from": "2026-06-02", "to": "2026-06-04"}))
+    assert days == {"2026-06-02": (6.0, 6, 6, 1), "2026-06-04": (7.0, 7, 7, 1)}
+    # A week bucket starting before `from` holds only the scores in range; baseline and latest ignore the range.
+    answer = await chart_json(client, world, bucket="week", **{"from": "2026-06-02", "to": "2026-06-04"})
+    assert buckets(answer) == {"2026-06-01": (6.5, 6, 7, 2)}
+    assert answer["baseline"]["total"] == 5 and answer["latest"]["total"] == 8
+
+
+async def test_default_range_is_the_year_up_to_today(client, world, app):
+    now = dt.datetime.now(dt.UTC)
+    await add_scores(app, world, [(now - dt.timedelta(days=400), 9), (now - dt.timedelta(days=300), 8),
+                                  (now - dt.timedelta(hours=1), 7)])
+    answer = await chart_json(client, world, bucket="month")
+    today = now.astimezone(ZoneInfo(NEW_YORK)).date()
+    assert answer["to"] == today.isoformat()
+    assert answer["from"] == (today - dt.timedelta(days=365)).isoformat()
+    assert sum(p["n"] for p in answer["points"]) == 2
+    assert answer["baseline"]["total"] == 9  # the first score, outside the window
+
+
+async def test_no_scores(client, world):
+    answer = await chart_json(client, world)
+    for field in ("baseline", "latest", "change", "percent_change", "response", "remission",
+                  "clinically_meaningful_change", "onset", "durability"):
+        assert answer[field] is None, field
+    assert answer["points"] == [] and len(answer["bands"]) == 4
+
+
+async def test_other_instruments_and_patients_stay_out(client, world, app):
+    await add_scores(app, world, [("2026-06-01T09:00:00-04:00", 10)])
+    await add_scores(app, world, [("2026-06-01T10:00:00-04:00", 20)], instrument="phq9")
+    await add_scores(app, world, [("2026-06-01T11:00:00-04:00", 3)], patient=world.fresh_patient)
+    answer = await chart_json(client, world, bucket="day", **{"from": "2026-06-01", "to": "2026-06-01"})
+    assert buckets(answer) == {"2026-06-01": (10.0, 10, 10, 1)}
+    phq9 = await chart_json(client, world, instrument="phq9", **{"from": "2026-06-01", "to": "2026-06-01"})
+    assert buckets(phq9) == {"2026-06-01": (20.0, 20, 20, 1)}  # a Monday
+    assert phq9["bands"][-1] == {"label": "severe", "min": 20, "max": 27}
+
+
+# --- baseline and change ------------------------------------------------------------------------------------------
+
+
+async def test_baseline_is_the_first_score_without_an_active_plan(client, world, app):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-10T09:00:00-04:00", 14),
+                                  ("2026-10-20T09:00:00-04:00", 9)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"] == {"total": 18, "recorded_at": "2026-10-01T13:00:00Z"}
+    assert answer["latest"] == {"total": 9, "recorded_at": "2026-10-20T13:00:00Z"}
+    assert (answer["change"], answer["percent_change"], answer["response"]) == (-9, -50.0, True)
+
+
+async def test_baseline_is_the_last_score_on_or_before_the_active_plans_start_date(client, world, app):
+    await active_plan(client, world, start_date="2026-10-15", goals=[])
+    await add_scores(app, world, [
+        ("2026-10-01T09:00:00-04:00", 18),
+        ("2026-10-15T23:30:00-04:00", 16),  # the start date's last local half hour (2026-10-16T03:30Z)
+        ("2026-10-16T00:30:00-04:00", 20),  # the day after
+        ("2026-10-30T09:00:00-04:00", 8),
+    ])
+    answer = await chart_json(client, world)
+    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-10-16T03:30:00Z"}
+    assert (answer["change"], answer["percent_change"], answer["response"]) == (-8, -50.0, True)
+
+
+async def test_an_active_plan_with_no_earlier_score_falls_back_to_the_first(client, world, app):
+    await active_plan(client, world, start_date="2026-09-01", goals=[])
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-20T09:00:00-04:00", 12)])
+    assert (await chart_json(client, world))["baseline"]["total"] == 18
+
+
+async def test_a_paused_plan_is_not_active(client, world, app):
+    from tests.plan_helpers import set_status
+
+    plan = await active_plan(client, world, start_date="2026-10-15", goals=[])
+    assert (await set_status(client, world.clinician, plan["id"], "paused")).status_code == 200
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-14T09:00:00-04:00", 16)])
+    assert (await chart_json(client, world))["baseline"]["total"] == 18
+
+
+@pytest.mark.parametrize(("baseline", "latest", "change", "percent", "response"), [
+    (16, 8, -8, -50.0, True),     # exactly 50 %: response
+    (16, 9, -7, -43.8, False),
+    (15, 7, -8, -53.3, True),
+    (15, 8, -7, -46.7, False),    # 46.7 %: not yet
+    (10, 14, 4, 40.0, False),     # worsening
+    (0, 3, 3, None, None),        # no percentage of nothing
+])
+async def test_change_percent_and_response_boundaries(client, world, app, baseline, latest, change, percent, response):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", baseline), ("2026-10-08T09:00:00-04:00", latest)])
+    answer = await chart_json(client, world)
+    assert (answer["change"], answer["percent_change"], answer["response"]) == (change, percent, response)
+
+
+@pytest.mark.parametrize(("instrument", "baseline", "latest", "remission", "meaningful"), [
+    ("gad7", 8, 4, True, True),     # latest 4 < 5: remission; |−4| ≥ 4
+    ("gad7", 8, 5, False, False),   # 5 is not remission; |−3| < 4
+    ("gad7", 1, 5, False, True),    # worsening by 4 is meaningful too
+    ("phq9", 9, 4, True, True),     # |−5| ≥ 5
+    ("phq9", 9, 5, False, False),   # |−4| < 5
+    ("suds", 90, 10, None, None),   # no remission threshold, no MCID
+    ("gad2", 6, 0, None, None),
+])
+async def test_remission_and_clinically_meaningful_change_from_the_registry(
+    client, world, app, instrument, baseline, latest, remission, meaningful
+):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", baseline), ("2026-10-08T09:00:00-04:00", latest)],
+                     instrument=instrument)
+    answer = await chart_json(client, world, instrument=instrument)
+    assert (answer["remission"], answer["clinically_meaningful_change"]) == (remission, meaningful)
+
+
+async def test_a_single_score_is_both_baseline_and_latest(client, world, app):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 3)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"] == answer["latest"]
+    assert (answer["change"], answer["percent_change"], answer["response"], answer["remission"],
+            answer["clinically_meaningful_change"]) == (0, 0.0, False, True, False)
+
+
+# --- onset and durability -------------------------------------------------------------------------------------------
+
+
+async def test_onset_counts_from_the_plans_first_signed_session(client, world, app):
+    plan = await active_plan(client, world, start_date="2026-10-15", goals=[])
+    await add_session(app, world, "2026-10-10T09:00:00-04:00")  # unplanned, before the plan's sessions
+    await add_session(app, world, "2026-10-16T09:00:00-04:00", plan_id=plan["id"])
+    await add_session(app, world, "2026-10-19T09:00:00-04:00", plan_id=plan["id"])
+    await add_scores(app, world, [
+        ("2026-10-14T09:00:00-04:00", 20),  # baseline
+        ("2026-10-16T08:00:00-04:00", 9),   # meets response, but an hour before the first session
+        ("2026-10-17T09:00:00-04:00", 12),
+        ("2026-10-19T21:00:00-04:00", 10),  # the first response after the session: 3.5 days
+        ("2026-10-25T09:00:00-04:00", 4),
+    ])
+    answer = await chart_json(client, world)
+    assert answer["onset"] == 3.5
+
+
+async def test_onset_uses_the_first_signed_session_without_a_plan_and_ignores_drafts(client, world, app):
+    await add_session(app, world, "2026-10-08T09:00:00-04:00", signed=False)  # a draft is no session yet
+    await add_session(app, world, "2026-10-10T09:00:00-04:00")
+    await add_scores(app, world, [("2026-10-09T09:00:00-04:00", 16), ("2026-10-09T15:00:00-04:00", 8),
+                                  ("2026-10-10T15:00:00-04:00", 8)])
+    answer = await chart_json(client, world)
+    assert answer["onset"] == 0.25  # six hours: rapid relief
+
+
+async def test_onset_is_null_without_a_session_or_a_response(client, world, app):
+    await add_scores(app, world, [("2026-10-09T09:00:00-04:00", 16), ("2026-10-10T15:00:00-04:00", 8)])
+    assert (await chart_json(client, world))["onset"] is None
+    await add_session(app, world, "2026-10-11T09:00:00-04:00")  # after the only response: none since
+    assert (await chart_json(client, world))["onset"] is None
+
+
+async def test_durability_counts_a_lapse_by_bucket_mean_and_a_regained_response(client, world, app):
+    await add_scores(app, world, [
+        ("2026-10-05T09:00:00-04:00", 20),  # baseline (week of 10-05)
+        ("2026-10-06T09:00:00-04:00", 9),   # first response, same week: that week is where it was met
+        ("2026-10-07T09:00:00-04:00", 15),
+        ("2026-10-12T09:00:00-04:00", 12),  # week 10-12: mean 10 = exactly half, holds
+        ("2026-10-14T09:00:00-04:00", 8),
+        ("2026-10-19T09:00:00-04:00", 8),   # week 10-19: mean 10.5, a lapse though one score responds
+        ("2026-10-21T09:00:00-04:00", 13),
+        ("2026-11-02T09:00:00-05:00", 6),   # week 11-02 (10-26 has no scores: no data, no lapse): regained
+        ("2026-11-05T09:00:00-05:00", 11),  # week mean 8.5
+    ])
+    durability = (await chart_json(client, world))["durability"]
+    assert durability == {
+        "first_response_at": "2026-10-06T13:00:00Z", "responding_now": True, "lapses": 1,
+        "response_since": "2026-11-02T14:00:00Z", "days_sustained": 3.0,
+    }
+
+
+async def test_durability_not_responding_now_and_without_lapses(client, world, app):
+    await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 20), ("2026-10-06T09:00:00-04:00", 10),
+                                  ("2026-10-13T09:00:00-04:00", 9), ("2026-10-20T09:00:00-04:00", 11)])
+    lapsed = (await chart_json(client, world))["durability"]
+    assert lapsed == {"first_response_at": "2026-10-06T13:00:00Z", "responding_now": False, "lapses": 1,
+                      "response_since": None, "days_sustained": 0.0}
+    # Day buckets: each day is its own bucket, so the same scores lapse on 10-20 too.
+    assert (await chart_json(client, world, bucket="day"))["durability"]["lapses"] == 1
+
+    await add_scores(app, world, [("2026-10-27T09:00:00-04:00", 2)])
+    held = (await chart_json(client, world))["durability"]
+    assert (held["responding_now"], held["lapses"], held["response_since"]) == (True, 1, "2026-10-27T13:00:00Z")
+    assert held["days_sustained"] == 0.0  # regained by the latest score itself
+
+
+async def test_durability_holding_since_the_first_response(client, world, app):
+    await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 12), ("2026-10-06T09:00:00-04:00", 6),
+                                  ("2026-10-13T21:00:00-04:00", 5)])
+    durability = (await chart_json(client, world))["durability"]
+    assert durability == {"first_response_at": "2026-10-06T13:00:00Z", "responding_now": True, "lapses": 0,
+                          "response_since": "2026-10-06T13:00:00Z", "days_sustained": 7.5}
+
+
+async def test_no_durability_without_a_response_after_baseline(client, world, app):
+    await active_plan(client, world, start_date="2026-10-15", goals=[])
+    # An earlier low score is before the baseline, not a response to treatment.
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 4), ("2026-10-15T09:00:00-04:00", 16),
+                                  ("2026-10-20T09:00:00-04:00", 10)])
+    answer = await chart_json(client, world)
+    assert (answer["baseline"]["total"], answer["response"], answer["durability"]) == (16, False, None)
+
+
+# --- sessions overlay ------------------------------------------------------------------------------------------------
+
+
+async def test_sessions_overlay_shows_signed_sessions_in_range_only(client, world, app):
+    draft = await new_session(client, world)
+    signed = await new_session(client, world, dose_mg=40.0)
+    assert (await sign(client, world.clinician, signed["id"])).status_code == 200
+    old = await add_session(app, world, "2020-01-01T09:00:00-05:00")
+    expected = [{"id": signed["id"], "started_at": signed["started_at"], "dose_mg": 40.0, "route": "iv"}]
+    for actor, patient_id in ((world.patient_user, None), (world.patient_user, world.patient.id),
+                              (world.clinician, world.patient.id), (world.admin, world.patient.id)):
+        response = await chart(client, actor, patient_id)
+        assert response.status_code == 200, response.text
+        assert response.json()["sessions"] == expected
+    whole = await chart(client, world.patient_user, None, **{"from": "2019-12-31", "to": "2020-01-01"})
+    assert [s["id"] for s in whole.json()["sessions"]] == [old]
+    assert draft["id"] not in str(whole.json())
+
+
+# --- who may read it --------------------------------------------------------------------------------------------------
+
+
+READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404, admin_b=404,
+            clinician_b=404)
+ROUTES = [
+    Route("patient_chart", "GET", lambda w: f"/v1/patients/{w.patient.id}/chart?instrument=gad7", READ),
+    Route("my_chart", "GET", lambda w: "/v1/me/chart?instrument=phq9&bucket=month",
+          dict(admin=403, clinician=403, other_clinician=403, patient_user=200, other_patient_user=200, admin_b=403,
+               clinician_b=403)),
+]
+
+
+@pytest.mark.parametrize(("route", "caller"), cells(ROUTES), ids=cell_id)
+async def test_access(client, world, route, caller):
+    await check_route(client, world, route, caller)
+
+
+async def test_my_chart_is_my_patients_chart(client, world, app):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 12), ("2026-10-08T09:00:00-04:00", 5)])
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 2)], patient=world.other_patient)
+    mine = await chart(client, world.patient_user, None, **{"to": "2026-10-31"})
+    theirs = await chart(client, world.patient_user, world.patient.id, **{"to": "2026-10-31"})
+    assert mine.json() == theirs.json() and mine.json()["latest"]["total"] == 5
+    other = await chart(client, world.other_patient_user, None, **{"to": "2026-10-31"})
+    assert other.json()["latest"]["total"] == 2
+
+
+async def test_hidden_and_missing_patients_get_the_same_404(client, world):
+    hidden = await chart(client, world.clinician_b, world.patient.id)
+    missing = await chart(client, world.clinician_b, uuid.uuid4())
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"] == missing.json()["detail"]
+
+
+async def test_reads_and_denials_are_audited(client, world, app):
+    assert (await chart(client, world.clinician, world.patient.id)).status_code == 200
+    assert (await chart(client, world.patient_user, None)).status_code == 200
+    assert (await chart(client, world.other_clinician, world.patient.id)).status_code == 404
+    events = await rows(app, AuditEvent, AuditEvent.action == "chart.read", order_by=AuditEvent.at)
+    assert [(e.actor_id, e.outcome, e.patient_id) for e in events] == [
+        (world.clinician.id, "success", world.patient.id), (world.patient_user.id, "success", world.patient.id),
+        (world.other_clinician.id, "denied", world.patient.id)]
+
+
+# --- validation ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("params", "loc"), [
+    ({"instrument": None}, ["query", "instrument"]),
+    ({"instrument": "bdi"}, ["query", "instrument"]),
+    ({"instrument": "GAD7"}, ["query", "instrument"]),
+    ({"bucket": "year"}, ["query", "bucket"]),
+    ({"bucket": ""}, ["query", "bucket"]),
+    ({"from": "2026-13-01"}, ["query", "from"]),
+    ({"from": "2026-11-01T00:00:00Z"}, ["query", "from"]),
+    ({"from": "1700000000"}, ["query", "from"]),
+    ({"to": "yesterday"}, ["query", "to"]),
+    ({"from": "2026-11-02", "to": "2026-11-01"}, ["query", "to"]),
+    ({"from": "2020-01-01", "to": "2025-01-05"}, ["query", "from"]),  # 1,831 days: over five years
+    ({"from": "1999-12-31", "to": "2000-01-31"}, ["query", "from"]),
+    ({"from": "2100-12-01", "to": "2101-01-01"}, ["query", "to"]),
+    ({"from": "2020-06-01"}, ["query", "from"]),  # to defaults to today: over five years
+])
+async def test_invalid_queries_are_422_naming_the_parameter(client, world, params, loc):
+    params = {"instrument": "gad7", **params}
+    params = {key: value for key, value in params.items() if value is not None}
+    path = f"/v1/patients/{world.patient.id}/chart"
+    response = await client.get(path, params=params, headers=world.clinician.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert loc in [error["loc"] for error in response.json()["errors"]]
+
+
+async def test_five_years_exactly_is_allowed(client, world):
+    response = await chart(client, world.clinician, world.patient.id, **{"from": "2020-01-01", "to": "2025-01-04"})
+    assert response.status_code == 200, response.text
+
+
+# --- property: every live score in range lands in exactly one bucket ------------------------------------------------
+
+ZONES = ["UTC", "America/New_York", "America/St_Johns", "Europe/London", "Europe/Berlin", "Asia/Kolkata",
+         "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Kiritimati", "America/Sao_Paulo",
+         "Africa/Casablanca", "Pacific/Apia"]
+EPOCH = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
+_minutes = st.integers(min_value=0, max_value=3 * 366 * 24 * 60)
+
+
+def expected_start(local: dt.date, bucket: str) -> dt.date:
+    """The bucket start computed another way than the service does (ISO calendar, month constructor)."""
+    if bucket == "week":
+        year, week, _ = local.isocalendar()
+        return dt.date.fromisocalendar(year, week, 1)
+    if bucket == "month":
+        return dt.date(local.year, local.month, 1)
+    return local
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    zone=st.sampled_from(ZONES),
+    bucket=st.sampled_from(["day", "week", "month"]),
+    scores=st.lists(st.tuples(_minutes, st.integers(0, 21), st.booleans()), max_size=40),
+    window=st.tuples(_minutes, st.integers(0, 2 * 366 * 24 * 60)),
+)
+async def test_every_live_score_in_range_lands_in_exactly_one_bucket(client, app, world, zone, bucket, scores,
+                                                                     window):
+    async with app.state.sessions() as session:  # a patient of its own per example
+        patient = Patient(organization_id=world.org_a.id, full_name="Hypo Thesis", date_of_birth=dt.date(1990, 1, 1),
+                          timezone=zone)
+        session.add(patient)
+        await session.commit()
+        patient_id = patient.id
+    entries = [(EPOCH + dt.timedelta(minutes=m), total, *(["deleted"] if dead else [])) for m, total, dead in scores]
+    await add_scores(app, world, entries, patient=patient)
+    tz = ZoneInfo(zone)
+    first = (EPOCH + dt.timedelta(minutes=window[0])).astimezone(tz).date()
+    last = first + dt.timedelta(minutes=window[1]) // dt.timedelta(days=1) * dt.timedelta(days=1)
+
+    response = await client.get(f"/v1/patients/{patient_id}/chart", headers=world.admin.headers,
+                                params={"instrument": "gad7", "bucket": bucket, "from": first.isoformat(),
+                                        "to": last.isoformat()})
+    assert response.status_code == 200, response.text
+    points = response.json()["points"]
+
+    expected: dict[str, list[int]] = {}
+    for at, total, *flags in entries:
+        local = at.astimezone(tz).date()
+        if not flags and first <= local <= last:
+            expected.setdefault(expected_start(local, bucket).isoformat(), []).append(total)
+    assert [p["bucket_start"] for p in points] == sorted(expected)
+    for point in points:
+        totals = expected[point["bucket_start"]]
+        assert (point["n"], point["min"], point["max"]) == (len(totals), min(totals), max(totals))
+        assert point["mean"] == round(sum(totals) / len(totals), 2)
+    assert sum(p["n"] for p in points) == sum(len(t) for t in expected.values())
