@@ -1,5 +1,6 @@
 """SQLModel tables, one module per domain. Importing this package registers every table on SQLModel.metadata."""
 
+from models.alerts import Alert, AlertPriority, AlertStatus
 from models.audit import AuditEvent
 from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
 from models.idempotency import IdempotencyRecord
@@ -11,6 +12,9 @@ from models.scores import Score
 from models.users import LoginThrottle, RefreshToken, Role, User
 
 __all__ = [
+    "Alert",
+    "AlertPriority",
+    "AlertStatus",
     "AuditEvent",
     "CareTeamMember",
     "CareTeamRole",

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox, pagination
+from api.alerts import service as alerts
 from api.audit import service as audit
 from api.authz import authorize_patient, authorize_patient_of
 from api.context import request_id_var
@@ -35,6 +36,7 @@ from api.scores.schemas import (
 )
 from api.security.tokens import Caller
 from models.base import utcnow
+from models.alerts import AlertPriority
 from models.scores import Score
 from models.users import Role
 
@@ -113,6 +115,27 @@ def _created_event(score: Mapping[str, Any]) -> dict[str, object]:
     return {"score_id": score["id"], "patient_id": score["patient_id"]}
 
 
+def _urgent_answers(score: Mapping[str, Any]) -> tuple[int, ...]:
+    return INSTRUMENTS[score["instrument"]].urgent_answers(score["items"])
+
+
+async def _score_created(
+    session: AsyncSession, caller: Caller, organization_id: uuid.UUID, score: Mapping[str, Any]
+) -> None:
+    """What a new score sets off, in its transaction: the score.created event, and an urgent clinician alert for
+    each urgent item answered above its minimum (PHQ-9 item 9: never let it pass silently, whatever the total)."""
+    outbox.enqueue(session, organization_id, "score.created", _created_event(score))
+    instrument = INSTRUMENTS[score["instrument"]]
+    for index in _urgent_answers(score):
+        await alerts.raise_alert(
+            session, caller, organization_id=organization_id, patient_id=score["patient_id"],
+            kind=f"{instrument.code}_item{index + 1}_positive", priority=AlertPriority.urgent, source_type="score",
+            source_id=score["id"],
+            message=f"{instrument.name} item {index + 1} answered {score['items'][index]}: "
+                    f"{instrument.items[index].text}",
+        )
+
+
 async def _stored(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     return {score_id: _values(score) for score_id, score in (await queries.by_ids(session, ids)).items()}
 
@@ -127,8 +150,11 @@ async def create(
     each of them.
     """
     engine = engine_of(sessions)
-    if patient_id is not None and caller.role in ENTERING_ROLES and queries.writes_in_one_statement(engine):
-        score = _new_score(entry, patient_id, caller, utcnow())
+    score = _new_score(entry, patient_id, caller, utcnow()) if patient_id is not None else None
+    # Urgent answers raise an alert too: that rare case takes the ordinary path, which writes it in the same
+    # transaction.
+    if (score is not None and caller.role in ENTERING_ROLES and not _urgent_answers(score)
+            and queries.writes_in_one_statement(engine)):
         _, inserted = await queries.insert_if_visible(
             engine, caller, score,
             audit.event_values(caller, "score.create", outcome=audit.SUCCESS, resource_type="score",
@@ -150,7 +176,7 @@ async def _create(
     patient_id, organization_id = patient.id, patient.organization_id
     score = _new_score(entry, patient_id, caller, utcnow())
     if await queries.insert_new(session, [score]):
-        outbox.enqueue(session, organization_id, "score.created", _created_event(score))
+        await _score_created(session, caller, organization_id, score)
         await session.commit()
         return present(score, caller), True
     stored = (await _stored(session, [entry.id])).get(entry.id)
@@ -204,7 +230,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
     conflict = _problem(Conflict(ID_TAKEN))
     for score_id, (index, entry, score) in firsts.items():
         if score_id in inserted:
-            outbox.enqueue(session, organization_id, "score.created", _created_event(score))
+            await _score_created(session, caller, organization_id, score)
             results[index] = BatchScored(id=score_id, status=201, score=present(score, caller))
         elif _is_replay(stored.get(score_id), entry, patient_id):
             results[index] = BatchScored(id=score_id, status=200, score=present(stored[score_id], caller))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox
+from api.alerts import service as alerts
 from api.audit import service as audit
 from api.authz import ALL_ROLES, authorize_patient, authorize_patient_of
 from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -33,6 +34,7 @@ from api.sessions.schemas import (
     SessionUpdate,
     SessionView,
 )
+from models.alerts import AlertPriority
 from models.base import utcnow
 from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
 from models.organizations import Organization
@@ -224,9 +226,24 @@ async def sign_session(
                          stale=Conflict if if_match is None else PreconditionFailed)
     outbox.enqueue(session, patient.organization_id, "session.signed",
                    {"session_id": row.id, "patient_id": row.patient_id})
+    await _raise_alerts(session, caller, patient, row)
     answer = present(row, caller), etag(row)
     await session.commit()
     return answer
+
+
+async def _raise_alerts(session: AsyncSession, caller: Caller, patient: Patient, row: DosingSession) -> None:
+    """A signed record's warnings become clinician alerts: severe adverse events urgent, the rest high."""
+    severe = [w for w in row.warnings if w["code"] == warnings.SEVERE_ADVERSE_EVENT]
+    others = [w for w in row.warnings if w["code"] != warnings.SEVERE_ADVERSE_EVENT]
+    for kind, priority, raised in ((warnings.SEVERE_ADVERSE_EVENT, AlertPriority.urgent, severe),
+                                   ("session_warning", AlertPriority.high, others)):
+        if raised:
+            await alerts.raise_alert(
+                session, caller, organization_id=patient.organization_id, patient_id=patient.id, kind=kind,
+                priority=priority, source_type="session", source_id=row.id,
+                message="; ".join(w["message"] for w in raised)[:500],
+            )
 
 
 async def _advance(

@@ -18,6 +18,8 @@ from models.plans import TreatmentPlan
 
 # Esketamine label: observe for at least 2 hours after dosing, discharge only when clinically stable.
 ESKETAMINE_OBSERVATION = dt.timedelta(hours=2)
+# Its own alert kind (urgent) when the session is signed; every other warning raises one "session_warning" alert.
+SEVERE_ADVERSE_EVENT = "severe_adverse_event"
 # Doses are compared with this absolute slack (mg), so float rounding of amount × weight never warns by itself.
 DOSE_TOLERANCE_MG = 1e-9
 
@@ -113,5 +115,5 @@ def _discharge_criteria(content: SessionCreate) -> dict[str, str] | None:
 def _severe_adverse_events(content: SessionCreate) -> dict[str, str] | None:
     kinds = [event.kind.value for event in content.adverse_events if event.severity == Severity.severe]
     if kinds:
-        return _warning("severe_adverse_event", f"Severe adverse event: {', '.join(kinds)}")
+        return _warning(SEVERE_ADVERSE_EVENT, f"Severe adverse event: {', '.join(kinds)}")
     return None
