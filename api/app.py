@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import migrate
+from api.alerts.router import router as alerts_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.charts.router import router as charts_router
@@ -33,7 +34,7 @@ GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections;
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
-           instruments_router, plans_router, sessions_router, organizations_router)
+           instruments_router, plans_router, sessions_router, organizations_router, alerts_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
