@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.dosing_sessions import DosingSession, SessionStatus
+from models.patients import Patient
 from models.plans import PlanStatus, TreatmentPlan
 from models.scores import Score
 
@@ -28,23 +29,26 @@ async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: 
     return (await session.exec(stmt)).all()
 
 
-async def active_plan_start(session: AsyncSession, patient_id: uuid.UUID) -> tuple[uuid.UUID, dt.date] | None:
-    """(id, start_date) of the patient's one active plan, if any (a partial unique index allows at most one)."""
-    stmt = select(TreatmentPlan.id, TreatmentPlan.start_date).where(
-        TreatmentPlan.patient_id == patient_id, TreatmentPlan.status == PlanStatus.active)
-    row = (await session.exec(stmt)).first()
-    return None if row is None else (row.id, row.start_date)
-
-
-async def sessions_with(
+async def plan_and_sessions(
     session: AsyncSession, patient_id: uuid.UUID, statuses: Collection[SessionStatus]
-) -> Sequence[Row]:
-    """(id, started_at, dose_mg, route, plan_id) of the patient's sessions in these statuses, earliest first
-    (ix_dosing_session_patient_started)."""
+) -> tuple[tuple[uuid.UUID, dt.date] | None, list[Row]]:
+    """The patient's active plan as (id, start_date), if any, and their sessions in these statuses as (id,
+    started_at, dose_mg, route, plan_id), earliest first: one statement, one row per session and at least one.
+
+    Starts from the patient's row and left-joins both (a partial unique index allows at most one active plan, so
+    the plan never multiplies the sessions); the sessions come off ix_dosing_session_patient_started.
+    """
     stmt = (
-        select(DosingSession.id, DosingSession.started_at, DosingSession.dose_mg, DosingSession.route,
-               DosingSession.plan_id)
-        .where(DosingSession.patient_id == patient_id, DosingSession.status.in_(statuses))
+        select(TreatmentPlan.id.label("active_plan_id"), TreatmentPlan.start_date, DosingSession.id,
+               DosingSession.started_at, DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
+        .select_from(Patient)
+        .outerjoin(TreatmentPlan, and_(TreatmentPlan.patient_id == Patient.id,
+                                       TreatmentPlan.status == PlanStatus.active))
+        .outerjoin(DosingSession, and_(DosingSession.patient_id == Patient.id, DosingSession.status.in_(statuses)))
+        .where(Patient.id == patient_id)
         .order_by(DosingSession.started_at, DosingSession.id)
     )
-    return (await session.exec(stmt)).all()
+    rows = (await session.exec(stmt)).all()
+    first = rows[0] if rows else None
+    plan = None if first is None or first.active_plan_id is None else (first.active_plan_id, first.start_date)
+    return plan, [row for row in rows if row.id is not None]

@@ -35,12 +35,15 @@ CHARTED_SESSIONS = PATIENT_VISIBLE
 DAY_SECONDS = 86_400
 
 
+_BACK_TO_MONDAY = tuple(dt.timedelta(days=weekday) for weekday in range(7))
+
+
 def bucket_start(day: dt.date, bucket: Bucket) -> dt.date:
     """The first local day of the bucket holding `day`: itself, its ISO week's Monday, or its month's 1st."""
     if bucket == "day":
         return day
     if bucket == "week":
-        return day - dt.timedelta(days=day.weekday())
+        return day - _BACK_TO_MONDAY[day.weekday()]
     return day.replace(day=1)
 
 
@@ -84,20 +87,16 @@ def baseline_index(scores: Scores, plan_start: dt.date | None) -> int | None:
 
 def points(scores: Scores, bucket: Bucket, first: dt.date, last: dt.date) -> list[ChartPoint]:
     """Scores whose local day is within [first, last], grouped by bucket; each score in exactly one bucket."""
-    groups: dict[dt.date, list[int]] = {}  # bucket start → [sum, min, max, n]
+    groups: dict[dt.date, list[int]] = {}  # bucket start → totals
+    day_seen, group = None, []
     for day, total in zip(scores.days, scores.totals, strict=True):
         if first <= day <= last:
-            key = bucket_start(day, bucket)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [total, total, total, 1]
-            else:
-                group[0] += total
-                group[1] = min(group[1], total)
-                group[2] = max(group[2], total)
-                group[3] += 1
-    return [ChartPoint(bucket_start=key, mean=round(s / n, 2), min=lo, max=hi, n=n)
-            for key, (s, lo, hi, n) in sorted(groups.items())]
+            if day != day_seen:  # in time order a day's scores are consecutive: one bucket look-up per day
+                day_seen, group = day, groups.setdefault(bucket_start(day, bucket), [])
+            group.append(total)
+    return [ChartPoint(bucket_start=key, mean=round(sum(totals) / len(totals), 2), min=min(totals),
+                       max=max(totals), n=len(totals))
+            for key, totals in sorted(groups.items())]
 
 
 def onset(scores: Scores, baseline: int, session_start: dt.datetime | None) -> float | None:
@@ -184,9 +183,8 @@ async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | N
     zone = ZoneInfo(patient.timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())
     instrument = INSTRUMENTS[query.instrument]
-    plan = await queries.active_plan_start(session, patient.id)
+    plan, signed = await queries.plan_and_sessions(session, patient.id, CHARTED_SESSIONS)
     scores = Scores.of(await queries.live_totals(session, patient.id, instrument.code), zone)
-    signed = await queries.sessions_with(session, patient.id, CHARTED_SESSIONS)
     await session.commit()  # the audit event
 
     baseline = baseline_index(scores, plan[1] if plan else None)
