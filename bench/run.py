@@ -40,8 +40,10 @@ FLOOR_DB, OURS_DB = "floor", "calmtrack_bench"
 FLOOR_PORT, OURS_PORT = 8900, 8901
 SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
 
-# The same people on both sides: patient 0x7d0 (the 2,000th) posts scores; clinician 1111… has the panel.
+# The same people on both sides: patient 0x7d0 (the 2,000th) posts scores; clinician 1111… has the panel (the
+# first 500 patients by id), so the charted patient is patient 1.
 PATIENT = uuid.UUID("00000000-0000-0000-0000-0000000007d0")
+CHARTED = uuid.UUID("00000000-0000-0000-0000-000000000001")
 PATIENT_USER = uuid.UUID("22222222-2222-2222-2222-222222222222")
 CLINICIAN = uuid.UUID("11111111-1111-1111-1111-111111111111")
 ORGANIZATION = uuid.UUID("33333333-3333-3333-3333-333333333333")
@@ -59,6 +61,8 @@ class Scenario:
 
 SCENARIOS = {
     "ingest": Scenario("ingest", "/v1/me/scores", "/v1/me/scores", FLOOR / "post_score.lua", PATIENT, "patient"),
+    "chart": Scenario("chart", f"/v1/patients/{CHARTED}/chart",
+                      f"/v1/patients/{CHARTED}/chart?instrument=gad7&bucket=week", None, CLINICIAN, "clinician"),
 }
 
 

@@ -18,8 +18,9 @@ from models.scores import Score
 async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: str) -> Sequence[Row]:
     """(recorded_at, total) of every live score of the patient for the instrument, oldest first.
 
-    Walks ix_score_patient_recorded (patient_id, recorded_at, id) in order; instrument and tombstones are filtered
-    on the way. The whole history, not the chart's window: baseline, latest, onset and durability need it.
+    Served by the patient-leading indexes (ix_score_patient_recorded, or a bitmap scan when the patient's rows are
+    spread over many pages); instrument and tombstones are filtered on the heap rows. The whole history, not the
+    chart's window: baseline, latest, onset and durability need it.
     """
     stmt = (
         select(Score.recorded_at, Score.total)

@@ -33,9 +33,10 @@ EARLIEST_DAY, LATEST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
 # and the only records a chart should draw conclusions from.
 CHARTED_SESSIONS = PATIENT_VISIBLE
 DAY_SECONDS = 86_400
-
-
 _BACK_TO_MONDAY = tuple(dt.timedelta(days=weekday) for weekday in range(7))
+# The registry is immutable: each instrument's bands are answered as built once.
+_BANDS = {code: [BandPublic(label=band.label, min=band.min, max=band.max) for band in instrument.bands]
+          for code, instrument in INSTRUMENTS.items()}
 
 
 def bucket_start(day: dt.date, bucket: Bucket) -> dt.date:
@@ -180,21 +181,22 @@ def _change(instrument: Instrument, scores: Scores, baseline: int | None) -> dic
 
 async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
     patient = await authorize_patient(session, caller, patient_id, "chart.read")
-    zone = ZoneInfo(patient.timezone)
+    patient_id, timezone = patient.id, patient.timezone
+    zone = ZoneInfo(timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())
     instrument = INSTRUMENTS[query.instrument]
-    plan, signed = await queries.plan_and_sessions(session, patient.id, CHARTED_SESSIONS)
-    scores = Scores.of(await queries.live_totals(session, patient.id, instrument.code), zone)
+    plan, signed = await queries.plan_and_sessions(session, patient_id, CHARTED_SESSIONS)
+    scores = Scores.of(await queries.live_totals(session, patient_id, instrument.code), zone)
     await session.commit()  # the audit event
 
     baseline = baseline_index(scores, plan[1] if plan else None)
     return ChartPublic(
-        instrument=instrument.code, bucket=query.bucket, timezone=patient.timezone, date_from=first_day,
+        instrument=instrument.code, bucket=query.bucket, timezone=timezone, date_from=first_day,
         date_to=last_day, **_change(instrument, scores, baseline),
         points=points(scores, query.bucket, first_day, last_day),
         sessions=[ChartSession(id=row.id, started_at=row.started_at, dose_mg=row.dose_mg, route=row.route)
                   for row in signed if first_day <= row.started_at.astimezone(zone).date() <= last_day],
-        bands=[BandPublic(label=band.label, min=band.min, max=band.max) for band in instrument.bands],
+        bands=_BANDS[instrument.code],
         onset=None if baseline is None else onset(scores, baseline, _first_session(signed, plan[0] if plan else None)),
         durability=None if baseline is None else durability(scores, baseline, query.bucket),
     )
