@@ -16,7 +16,7 @@ from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
 from tests.matrix import Route, cell_id, cells, check_route
-from tests.plan_helpers import plan_body, rows
+from tests.plan_helpers import rows, set_status
 from tests.session_helpers import active_plan, new_session, sign
 
 NEW_YORK = "America/New_York"
@@ -238,8 +238,6 @@ async def test_an_active_plan_with_no_earlier_score_falls_back_to_the_first(clie
 
 
 async def test_a_paused_plan_is_not_active(client, world, app):
-    from tests.plan_helpers import set_status
-
     plan = await active_plan(client, world, start_date="2026-10-15", goals=[])
     assert (await set_status(client, world.clinician, plan["id"], "paused")).status_code == 200
     await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-14T09:00:00-04:00", 16)])
@@ -436,7 +434,7 @@ async def test_reads_and_denials_are_audited(client, world, app):
         (world.other_clinician.id, "denied", world.patient.id)]
 
 
-# --- validation ---------------------------------------------------------------------------------------------------------
+# --- validation -------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("params", "loc"), [
