@@ -1,7 +1,8 @@
 """Per-caller rate limits (OWASP API4), through the `limits` library.
 
 Every authenticated request counts against its caller (a user today; an API client once integrations exist) in a
-moving window. Past the limit the answer is 429 with `Retry-After`. The counters live where RATE_LIMIT_STORAGE_URL
+sliding window (the library's sliding-window counter: two counters per caller, constant cost, no burst at window
+boundaries). Past the limit the answer is 429 with `Retry-After`. The counters live where RATE_LIMIT_STORAGE_URL
 says: `memory://` (the zero-setup default: one process only) or `redis://host:port/db`, which every API process
 shares.
 """
@@ -13,7 +14,7 @@ import math
 import time
 
 from limits import RateLimitItem, parse
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from api.errors import RateLimited
@@ -33,7 +34,7 @@ class RateLimiter:
     def __init__(self, limit: str, storage_url: str) -> None:
         self.item: RateLimitItem = parse(limit)
         url, options = _async_storage_url(storage_url)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(url, **options))
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(url, **options))
 
     async def check(self, kind: str, key: str) -> None:
         """Counts one request of caller `key`; raises RateLimited (429) once it is over the limit.
