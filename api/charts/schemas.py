@@ -12,7 +12,7 @@ from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, Field
 
 from api.instruments.schemas import BandPublic
-from api.scores.schemas import InstrumentCode
+from api.instruments.schemas import InstrumentCode
 
 Bucket = Literal["day", "week", "month"]
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -1,8 +1,24 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Annotated
 
-from api.instruments.registry import Instrument
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from api.instruments.registry import INSTRUMENTS, Instrument
+
+
+def _registered(code: str) -> str:
+    if code not in INSTRUMENTS:
+        raise PydanticCustomError("unknown_instrument", "Unknown instrument; one of: {known}",
+                                  {"known": ", ".join(INSTRUMENTS)})
+    return code
+
+
+# A registered instrument's code, in any request (scores, plan goals and schedules, charts); documented as an enum.
+InstrumentCode = Annotated[
+    str, AfterValidator(_registered), WithJsonSchema({"type": "string", "enum": list(INSTRUMENTS)})
+]
 
 
 class ItemPublic(BaseModel):

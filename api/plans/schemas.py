@@ -22,7 +22,6 @@ from pydantic import (
     StrictInt,
     ValidationError,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -30,6 +29,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.instruments.registry import INSTRUMENTS, get_instrument
+from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
 from api.types import RequestModel, rule_errors, trimmed_text
 from models.plans import PlanStatus
@@ -141,13 +141,6 @@ def _not_in_future(value: dt.date) -> dt.date:
     return value
 
 
-def _registered_instrument(code: str) -> str:
-    if get_instrument(code) is None:
-        raise PydanticCustomError("unknown_instrument", "Unknown instrument; one of: {known}",
-                                  {"known": ", ".join(INSTRUMENTS)})
-    return code
-
-
 def _repeated(values: Iterable[Any]) -> list[int]:
     """Indexes of the values that already occurred earlier in the sequence."""
     seen: set[Any] = set()
@@ -163,8 +156,6 @@ _text = trimmed_text
 Title, Indication, PhaseName, GoalDescription = _text(200), _text(1000), _text(50), _text(500)
 Frequency, Provider, TreatmentName, Notes, Reason = _text(100), _text(200), _text(200), _text(2000), _text(MAX_REASON)
 PlanDate = Annotated[dt.date, AfterValidator(_plausible_date)]
-InstrumentCode = Annotated[str, AfterValidator(_registered_instrument),
-                           WithJsonSchema({"type": "string", "enum": list(INSTRUMENTS)})]
 
 
 # --- requests ------------------------------------------------------------------------------------------------

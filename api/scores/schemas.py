@@ -21,7 +21,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
-from api.instruments.registry import INSTRUMENTS, get_instrument
+from api.instruments.registry import get_instrument
+from api.instruments.schemas import InstrumentCode
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.types import RequestModel
 from models.base import utcnow
@@ -34,13 +35,6 @@ EARLIEST_RECORDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 Source = Literal["patient", "clinician"]
 
 
-def _known_instrument(code: str) -> str:
-    if code not in INSTRUMENTS:
-        raise PydanticCustomError("unknown_instrument", "Unknown instrument; one of: {known}",
-                                  {"known": ", ".join(INSTRUMENTS)})
-    return code
-
-
 def _plausible_instant(value: dt.datetime) -> dt.datetime:
     if value > utcnow() + FUTURE_TOLERANCE:
         raise PydanticCustomError("recorded_in_future", "Must not be more than 5 minutes in the future")
@@ -49,9 +43,6 @@ def _plausible_instant(value: dt.datetime) -> dt.datetime:
     return value
 
 
-InstrumentCode = Annotated[
-    str, AfterValidator(_known_instrument), WithJsonSchema({"type": "string", "enum": list(INSTRUMENTS)})
-]
 # An offset is required: without one the instant is ambiguous, and guessing the patient's zone could shift it by hours.
 RecordedAt = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
 
