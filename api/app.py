@@ -60,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry, for deployments that configure providers; off, it costs no per-request
+        # check for them.
+        telemetry=None if settings.telemetry_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = "memory://"
     cors_origins: Annotated[list[str], NoDecode] = []
     docs_enabled: bool = True
+    # FastAPI's OpenTelemetry tracing, metrics and logs, sent to the globally configured providers.
+    telemetry_enabled: bool = False
     webhook_allow_private_targets: bool = False
     log_level: str = "INFO"
 
