@@ -30,7 +30,7 @@ from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
 
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections; CPython's default is 700
+GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
