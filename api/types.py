@@ -14,6 +14,7 @@ from pydantic import (
     EmailStr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -83,3 +84,16 @@ def rule_errors(domain: str, *problems: tuple[tuple[str | int, ...], str]) -> Va
         [InitErrorDetails(type=PydanticCustomError(f"{domain}_rule", message), loc=loc, input=None)
          for loc, message in problems],
     )
+
+
+def diastolic_below(systolic_field: str, diastolic_field: str) -> Any:
+    """A model's validator: blood pressure's diastolic value must be below its systolic one (plan thresholds and
+    session vitals alike)."""
+
+    def check(cls: type, diastolic: int, info: ValidationInfo) -> int:
+        systolic = info.data.get(systolic_field)
+        if systolic is not None and diastolic >= systolic:
+            raise PydanticCustomError("diastolic_not_below_systolic", f"Must be below {systolic_field}")
+        return diastolic
+
+    return field_validator(diastolic_field)(check)

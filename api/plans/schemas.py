@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 from api.instruments.registry import INSTRUMENTS, get_instrument
 from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
-from api.types import RequestModel, rule_errors, trimmed_text
+from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text
 from models.plans import PlanStatus
 
 
@@ -251,13 +251,7 @@ class Safety(RequestModel):
     max_systolic: StrictInt = Field(ge=SYSTOLIC_RANGE[0], le=SYSTOLIC_RANGE[1])
     max_diastolic: StrictInt = Field(ge=DIASTOLIC_RANGE[0], le=DIASTOLIC_RANGE[1])
 
-    @field_validator("max_diastolic")
-    @classmethod
-    def _below_systolic(cls, diastolic: int, info: ValidationInfo) -> int:
-        systolic = info.data.get("max_systolic")
-        if systolic is not None and diastolic >= systolic:
-            raise PydanticCustomError("diastolic_not_below_systolic", "Must be below max_systolic")
-        return diastolic
+    _diastolic_below_systolic = diastolic_below("max_systolic", "max_diastolic")
 
 
 class PriorTreatment(RequestModel):

@@ -20,16 +20,13 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from api.pagination import Page
 from api.plans.schemas import Medication, Route
 from api.scores.schemas import RecordedAt
-from api.types import RequestModel, rule_errors, trimmed_text
+from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text
 from models.dosing_sessions import SessionStatus
 
 MAX_SESSION_LENGTH = dt.timedelta(hours=12)
@@ -100,13 +97,7 @@ class VitalSign(RequestModel):
     spo2: StrictInt = _range(SPO2)
     respiratory_rate: StrictInt | None = Field(default=None, ge=RESPIRATORY_RATE[0], le=RESPIRATORY_RATE[1])
 
-    @field_validator("diastolic")
-    @classmethod
-    def _below_systolic(cls, diastolic: int, info: ValidationInfo) -> int:
-        systolic = info.data.get("systolic")
-        if systolic is not None and diastolic >= systolic:
-            raise PydanticCustomError("diastolic_not_below_systolic", "Must be below systolic")
-        return diastolic
+    _diastolic_below_systolic = diastolic_below("systolic", "diastolic")
 
 
 class AdverseEvent(RequestModel):
