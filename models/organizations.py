@@ -1,7 +1,7 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, SmallInteger
+from sqlalchemy import Column, Float, SmallInteger
 from sqlmodel import Field, SQLModel
 
 from models.base import id_field, instant_field
@@ -10,6 +10,11 @@ from models.base import id_field, instant_field
 # configuration (domain.md), not a published rule; admins change them with PATCH /v1/organization/settings.
 DEFAULT_MAX_SYSTOLIC = 160
 DEFAULT_MAX_DIASTOLIC = 100
+# Dose ceilings for every session, planned or not (domain.md): intranasal esketamine 84 mg (the label's maximum);
+# ketamine iv, im or subcutaneous 1.0 mg/kg (the highest dose of the anxiety dose-ranging studies, Glue et al.
+# 2017/2018); oral, sublingual and intranasal ketamine have no default ceiling (null) until an admin sets one.
+DEFAULT_ESKETAMINE_MAX_MG = 84.0
+DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG = 1.0
 
 
 class Organization(SQLModel, table=True):
@@ -26,3 +31,14 @@ class Organization(SQLModel, table=True):
         default=DEFAULT_MAX_DIASTOLIC,
         sa_column=Column(SmallInteger, nullable=False, server_default=str(DEFAULT_MAX_DIASTOLIC)),
     )
+    esketamine_max_mg: float = Field(
+        default=DEFAULT_ESKETAMINE_MAX_MG,
+        sa_column=Column(Float, nullable=False, server_default=str(DEFAULT_ESKETAMINE_MAX_MG)),
+    )
+    ketamine_parenteral_max_mg_per_kg: float = Field(
+        default=DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG,
+        sa_column=Column(Float, nullable=False, server_default=str(DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG)),
+    )
+    ketamine_oral_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
+    ketamine_sublingual_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
+    ketamine_intranasal_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
