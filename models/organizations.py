@@ -1,5 +1,6 @@
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import Column, Float, SmallInteger
 from sqlmodel import Field, SQLModel
@@ -17,28 +18,21 @@ DEFAULT_ESKETAMINE_MAX_MG = 84.0
 DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG = 1.0
 
 
+def _setting(default: float, sa_type: type[SmallInteger] | type[Float]) -> Any:
+    """A required setting whose default is also the column's server default (rows that predate it get it too)."""
+    return Field(default=default, sa_column=Column(sa_type, nullable=False, server_default=str(default)))
+
+
 class Organization(SQLModel, table=True):
     __tablename__ = "organization"
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=200)
     created_at: dt.datetime = instant_field(default_now=True)
-    default_max_systolic: int = Field(
-        default=DEFAULT_MAX_SYSTOLIC,
-        sa_column=Column(SmallInteger, nullable=False, server_default=str(DEFAULT_MAX_SYSTOLIC)),
-    )
-    default_max_diastolic: int = Field(
-        default=DEFAULT_MAX_DIASTOLIC,
-        sa_column=Column(SmallInteger, nullable=False, server_default=str(DEFAULT_MAX_DIASTOLIC)),
-    )
-    esketamine_max_mg: float = Field(
-        default=DEFAULT_ESKETAMINE_MAX_MG,
-        sa_column=Column(Float, nullable=False, server_default=str(DEFAULT_ESKETAMINE_MAX_MG)),
-    )
-    ketamine_parenteral_max_mg_per_kg: float = Field(
-        default=DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG,
-        sa_column=Column(Float, nullable=False, server_default=str(DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG)),
-    )
+    default_max_systolic: int = _setting(DEFAULT_MAX_SYSTOLIC, SmallInteger)
+    default_max_diastolic: int = _setting(DEFAULT_MAX_DIASTOLIC, SmallInteger)
+    esketamine_max_mg: float = _setting(DEFAULT_ESKETAMINE_MAX_MG, Float)
+    ketamine_parenteral_max_mg_per_kg: float = _setting(DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG, Float)
     ketamine_oral_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
     ketamine_sublingual_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
     ketamine_intranasal_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
