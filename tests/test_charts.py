@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
@@ -389,6 +389,29 @@ async def test_durability_starts_at_the_end_of_the_start_date_before_any_session
     await add_scores(app, world, [("2026-10-17T09:00:00-04:00", 4)])
     durability = (await chart_json(client, world))["durability"]
     assert (durability["first_response_at"], durability["responding_now"]) == ("2026-10-17T13:00:00Z", True)
+
+
+# --- cost ------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_chart_costs_three_selects_and_the_audit_insert(client, world, app):
+    # The chart is a benchmarked hot path (bench/): the patient, the chart plan with the sessions, and the scores.
+    march = await plan_in_status(client, world, "2026-03-01", "completed")
+    await add_session(app, world, "2026-03-10T09:00:00-04:00", plan_id=march["id"])
+    await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00", "2026-10-08T12:00:00-04:00")
+    await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 20), ("2026-10-06T09:00:00-04:00", 9)])
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement, *_):
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        answer = await chart_json(client, world)
+    finally:
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+    assert answer["onset"] == 0.88 and len(answer["sessions"]) == 3  # 21 hours; every signed session shown
+    assert sorted(seen) == ["INSERT", "SELECT", "SELECT", "SELECT"]
 
 
 # --- sessions overlay ------------------------------------------------------------------------------------------------
