@@ -84,6 +84,68 @@ async def test_success_resets_failure_count(client, world, settings):
     assert (await login(client, email)).status_code == 200
 
 
+def count_password_checks(monkeypatch) -> list[bool]:
+    """Records the outcome of every password verification login performs."""
+    from api.auth import service
+
+    checked: list[bool] = []
+    verify = service.verify_password
+
+    def counting(password, password_hash):
+        valid, new_hash = verify(password, password_hash)
+        checked.append(valid)
+        return valid, new_hash
+
+    monkeypatch.setattr(service, "verify_password", counting)
+    return checked
+
+
+async def test_parallel_wrong_passwords_are_checked_at_most_the_limit(client, world, settings, monkeypatch):
+    # Reading the lock, checking the password (~25 ms), then counting let a burst of 40 get ~15 guesses checked.
+    checked = count_password_checks(monkeypatch)
+    email = world.clinician.user.email
+    answers = await asyncio.gather(*[login(client, email, f"wrong guess number {i}") for i in range(40)])
+    statuses = sorted(answer.status_code for answer in answers)
+    assert len(checked) == settings.login_max_failures
+    assert statuses == [401] * settings.login_max_failures + [429] * (40 - settings.login_max_failures)
+    failed = await client.get("/v1/audit-events", params={"limit": 200, "action": "auth.login_failed"},
+                              headers=world.admin.headers)
+    assert len(failed.json()["items"]) == settings.login_max_failures
+
+
+async def test_a_right_password_inside_a_burst_of_guesses_is_refused_once_locked(
+    client, world, settings, monkeypatch
+):
+    checked = count_password_checks(monkeypatch)
+    email = world.clinician.user.email
+    guesses = [login(client, email, f"wrong guess number {i}") for i in range(200)]
+    guesses.insert(100, login(client, email))
+    answers = await asyncio.gather(*guesses)
+    wrong_checked = checked.count(False)
+    assert wrong_checked <= settings.login_max_failures
+    # The right password got through only if it was checked before the limit was reached.
+    assert (answers[100].status_code == 200) == (True in checked)
+    assert sum(answer.status_code == 401 for answer in answers) == wrong_checked
+
+
+async def test_one_attempt_after_the_lock_expires_then_a_longer_lock(client, world, settings, app):
+    from sqlalchemy import update
+
+    from models.base import utcnow
+    from models.users import LoginThrottle
+
+    email = world.clinician.user.email
+    for _ in range(settings.login_max_failures):
+        await login(client, email, "wrong password!!")
+    async with app.state.sessions() as session:  # the lock runs out
+        await session.exec(update(LoginThrottle).values(locked_until=utcnow() - dt.timedelta(seconds=1)))
+        await session.commit()
+    answers = await asyncio.gather(*[login(client, email, "wrong password!!") for _ in range(10)])
+    assert sorted(a.status_code for a in answers) == [401] + [429] * 9
+    retry_after = max(int(a.headers["retry-after"]) for a in answers if a.status_code == 429)
+    assert retry_after > settings.login_lockout_base_seconds  # doubled
+
+
 async def test_stored_hash_is_argon2id_with_owasp_parameters(app, world):
     stored = world.clinician.user.password_hash
     assert stored.startswith("$argon2id$")
