@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox, pagination
 from api.alerts import service as alerts
 from api.audit import service as audit
-from api.authz import authorize_patient, authorize_patient_of
+from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
 from api.context import request_id_var
 from api.db import engine_of
 from api.errors import TYPE_PREFIX, Conflict, NotFound, ProblemError, ValidationFailed
@@ -40,9 +40,6 @@ from models.alerts import AlertPriority
 from models.scores import Score
 from models.users import Role
 
-# Who may enter scores: a patient their own, a care-team clinician in clinic. Admins see scores but do not enter them.
-ENTERING_ROLES = frozenset({Role.patient, Role.clinician})
-PATIENT_ONLY = frozenset({Role.patient})
 # Delta-sync watermarks trail the server clock by this much, which must exceed the longest time between stamping
 # `updated_at` and committing (one request's transaction, milliseconds normally) plus clock skew between API hosts.
 SYNC_MARGIN = dt.timedelta(minutes=5)
@@ -153,7 +150,7 @@ async def create(
     score = _new_score(entry, patient_id, caller, utcnow()) if patient_id is not None else None
     # Urgent answers raise an alert too: that rare case takes the ordinary path, which writes it in the same
     # transaction.
-    if (score is not None and caller.role in ENTERING_ROLES and not _urgent_answers(score)
+    if (score is not None and caller.role in ENTER_SCORES.roles and not _urgent_answers(score)
             and queries.writes_in_one_statement(engine)):
         _, inserted = await queries.insert_if_visible(
             engine, caller, score,
@@ -171,7 +168,7 @@ async def create(
 async def _create(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
 ) -> tuple[ScorePublic, bool]:
-    patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
+    patient = await authorize_patient(session, caller, patient_id, "score.create", allow=ENTER_SCORES,
                                       resource_type="score", resource_id=entry.id)
     patient_id, organization_id = patient.id, patient.organization_id
     score = _new_score(entry, patient_id, caller, utcnow())
@@ -207,7 +204,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
     A bounded number of statements whatever the batch size: one insert for every new entry, one select for the
     ids that were taken, then a single commit with the audit and outbox rows.
     """
-    patient = await authorize_patient(session, caller, caller.patient_id, "score.batch", roles=PATIENT_ONLY,
+    patient = await authorize_patient(session, caller, caller.patient_id, "score.batch", allow=OWN_RECORDS_ONLY,
                                       resource_type="score")
     patient_id, organization_id = patient.id, patient.organization_id
     now = utcnow()
@@ -251,7 +248,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
 
 async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> None:
     """Tombstones the patient's own score; repeating it is harmless. Unknown or someone else's: 404."""
-    patient = await authorize_patient(session, caller, caller.patient_id, "score.delete", roles=PATIENT_ONLY,
+    patient = await authorize_patient(session, caller, caller.patient_id, "score.delete", allow=OWN_RECORDS_ONLY,
                                       resource_type="score", resource_id=score_id)
     patient_id = patient.id
     if not await queries.tombstone(session, patient_id, score_id, utcnow()):
