@@ -89,6 +89,11 @@ async def list_patients(
     return patients, next_cursor
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict) -> None:
+    """An Idempotency-Key replay of a patient's registration is a read of the patient (api.idempotency)."""
+    await authorize_patient(session, caller, uuid.UUID(stored["id"]), "patient.read")
+
+
 async def update_patient(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, request: PatientUpdate) -> Patient:
     patient = await authorize_patient(session, caller, patient_id, "patient.update", allow=MANAGE_PATIENT)
     changes = request.model_dump(exclude_unset=True)

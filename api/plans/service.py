@@ -121,6 +121,12 @@ async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UU
     return plan
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict[str, Any]) -> None:
+    """An Idempotency-Key replay of a plan's creation is a read of the plan (api.idempotency)."""
+    await authorize_patient(session, caller, uuid.UUID(stored["patient_id"]), "plan.read", resource_type="plan",
+                            resource_id=stored["id"])
+
+
 async def read_plan(session: AsyncSession, caller: Caller, plan_id: uuid.UUID) -> tuple[PlanView, str]:
     plan, _ = await _authorized_plan(session, caller, plan_id, "plan.read", READ)
     answer = present(plan, caller), etag(plan)

@@ -151,6 +151,11 @@ async def create_session(
     return row
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, session_id: str) -> None:
+    """An Idempotency-Key replay of a session's (or its addendum's) creation is a read of the session."""
+    await _authorized_session(session, caller, uuid.UUID(session_id), "session.read", READ)
+
+
 async def read_session(session: AsyncSession, caller: Caller, session_id: uuid.UUID) -> tuple[SessionView, str]:
     row, _ = await _authorized_session(session, caller, session_id, "session.read", READ)
     addenda = await queries.addenda(session, [row.id]) if caller.role != Role.patient else {}
