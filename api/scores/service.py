@@ -35,6 +35,7 @@ from api.scores.schemas import (
     ScoreQuery,
 )
 from api.security.tokens import Caller
+from api.types import instant_in_range
 from models.base import utcnow
 from models.alerts import AlertPriority
 from models.scores import Score
@@ -291,12 +292,9 @@ def _first_page_watermark(cursor: str | None) -> dt.datetime:
     if carried is None:
         return utcnow() - SYNC_MARGIN
     try:
-        watermark = dt.datetime.fromisoformat(carried)
+        return instant_in_range(dt.datetime.fromisoformat(carried))
     except ValueError:
-        watermark = None
-    if watermark is None or watermark.tzinfo is None:
-        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor")
-    return watermark
+        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
 
 
 async def list_scores(
