@@ -288,6 +288,24 @@ async def test_enrollment_with_a_taken_email_is_409(client, world):
     assert response.status_code == 409
 
 
+async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world):
+    # Each 409 tells the code's holder that an account with the email exists somewhere; a code allows three.
+    code = await issue_code(client, world)
+    taken = [world.clinician.user.email, world.admin.user.email, world.clinician_b.user.email, world.admin_b.user.email]
+    answers = [await client.post("/v1/auth/enroll", json={"code": code["code"], "email": email,
+                                                           "password": "a long enough secret"}) for email in taken]
+    assert [a.status_code for a in answers] == [409, 409, 409, 422]
+    honest = await client.post("/v1/auth/enroll", json={"code": code["code"], "email": "finn@example.com",
+                                                         "password": "a long enough secret"})
+    assert honest.status_code == 422  # the code is spent: the clinic issues a new one
+    events = (await client.get("/v1/audit-events", params={"action": "auth.enroll_email_taken"},
+                               headers=world.admin.headers)).json()["items"]
+    assert [(e["outcome"], e["patient_id"]) for e in events] == [("denied", str(world.fresh_patient.id))] * 3
+    fresh = await issue_code(client, world)
+    assert (await client.post("/v1/auth/enroll", json={"code": fresh["code"], "email": "finn@example.com",
+                                                       "password": "a long enough secret"})).status_code == 201
+
+
 async def test_no_code_for_a_patient_who_already_has_a_login(client, world):
     response = await client.post(f"/v1/patients/{world.patient.id}/enrollment-codes", headers=world.clinician.headers)
     assert response.status_code == 409

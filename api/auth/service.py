@@ -189,6 +189,11 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
 
 # --- enrollment ---------------------------------------------------------------------------------------------
 
+# Enrollments a code allows to fail on a taken email. Each 409 tells the code's holder that an account with that email
+# exists (in any organization: login is by email alone); a few are needed for honest typos, more would make a code an
+# enumeration tool for 72 hours. docs/security.md records the rest of this accepted risk.
+MAX_EMAIL_CONFLICTS = 3
+
 # Crockford base32 without I, L, O, U: easy to read aloud and type on a phone.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12  # 60 bits: infeasible to guess within a 72 h lifetime
@@ -239,16 +244,33 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
         patient_id=patient.id,
     )
     session.add(user)
+    refused_for = (code.id, patient.organization_id, patient.id)  # the rollback below expires the loaded rows
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
+        await _count_email_conflict(session, *refused_for, now)
         raise Conflict("An account with this email already exists, or the patient already has a login") from None
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
     await session.commit()
     return pair
+
+
+async def _count_email_conflict(
+    session: AsyncSession, code_id: uuid.UUID, organization_id: uuid.UUID, patient_id: uuid.UUID, now: dt.datetime
+) -> None:
+    """Counts a refusal for a taken email against the (still unused) code, voiding it at the limit; audited."""
+    conflicts = (await session.exec(
+        update(EnrollmentCode).where(EnrollmentCode.id == code_id)
+        .values(email_conflicts=EnrollmentCode.email_conflicts + 1).returning(EnrollmentCode.email_conflicts)
+    )).scalar_one()
+    if conflicts >= MAX_EMAIL_CONFLICTS:
+        await session.exec(update(EnrollmentCode).where(EnrollmentCode.id == code_id).values(expires_at=now))
+    audit.record(session, None, "auth.enroll_email_taken", resource_type="enrollment_code", resource_id=code_id,
+                 organization_id=organization_id, patient_id=patient_id, outcome=audit.DENIED)
+    await session.commit()
 
 
 async def me(session: AsyncSession, caller: Caller) -> User:
