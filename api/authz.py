@@ -9,7 +9,7 @@ exist (404), and the attempt is audited as denied.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, false, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,11 +17,56 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.audit import service as audit
 from api.errors import Forbidden, NotFound
 from api.security.tokens import Caller
-from models.patients import CareTeamMember, Patient
+from models.patients import CareTeamMember, CareTeamRole, Patient
 from models.users import Role
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
 STAFF: frozenset[Role] = frozenset({Role.admin, Role.clinician})
+ALL_TEAM_ROLES: frozenset[CareTeamRole] = frozenset(CareTeamRole)
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """Who may perform an act on a patient they can see: account roles and, for clinicians, care-team roles.
+
+    The contract's "Users, patients, care teams": a prescriber may do everything clinical; a monitor drafts and
+    edits sessions, records in-clinic scores and acknowledges alerts but writes no plan; a therapist reads, records
+    in-clinic scores and acknowledges alerts. docs/access.md has the whole table.
+    """
+
+    roles: frozenset[Role]
+    team_roles: frozenset[CareTeamRole] = ALL_TEAM_ROLES
+    description: str = ""
+
+    def allows(self, role: Role, team_role: CareTeamRole | None) -> bool:
+        if role not in self.roles:
+            return False
+        return role != Role.clinician or not self.restricts_team or team_role in self.team_roles
+
+    @property
+    def restricts_team(self) -> bool:
+        return Role.clinician in self.roles and self.team_roles != ALL_TEAM_ROLES
+
+
+def _permission(roles: set[Role], team_roles: set[CareTeamRole] = set(ALL_TEAM_ROLES), description: str = ""):
+    return Permission(frozenset(roles), frozenset(team_roles), description)
+
+
+READ = _permission(set(ALL_ROLES), description="read")
+STAFF_READ = _permission(set(STAFF), description="read staff-only records of")
+# Demographics and enrollment codes: any care-team clinician, and admins.
+MANAGE_PATIENT = _permission(set(STAFF), description="manage")
+# Who is on the team, in which role: admins and prescribers (a monitor or therapist could otherwise promote
+# themselves).
+MANAGE_CARE_TEAM = _permission(set(STAFF), {CareTeamRole.prescriber}, "change the care team of")
+WRITE_PLANS = _permission({Role.clinician}, {CareTeamRole.prescriber}, "write treatment plans for")
+WRITE_SESSIONS = _permission({Role.clinician}, {CareTeamRole.prescriber, CareTeamRole.monitor},
+                             "write dosing sessions for")
+ENTER_SCORES = _permission({Role.patient, Role.clinician}, description="enter scores for")
+ACKNOWLEDGE_ALERTS = _permission({Role.clinician}, description="acknowledge alerts of")
+OWN_RECORDS_ONLY = _permission({Role.patient}, description="act as")
+# Who may supervise (and so sign) a dosing session.
+SUPERVISING_TEAM_ROLES = WRITE_SESSIONS.team_roles
 
 
 def on_care_team(user_id: uuid.UUID, patient_id: ColumnElement) -> ColumnElement[bool]:
@@ -40,34 +85,59 @@ def visible_patients(caller: Caller) -> ColumnElement[bool]:
     return false()
 
 
+async def _deny_unseen(
+    session: AsyncSession, caller: Caller, action: str, *, resource_type: str, resource_id: object,
+    patient_id: uuid.UUID | None,
+) -> None:
+    """Audits an attempt on a patient the caller may not see (or that does not exist). The caller's own log names
+    the patient only when it is of the caller's organization (whose admins may see it anyway); an attempt on
+    another organization's patient shows in that organization's log instead."""
+    owner = None
+    if patient_id is not None:
+        owner = (await session.exec(
+            select(Patient.organization_id).where(Patient.id == patient_id))).scalar_one_or_none()
+    await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id,
+                              patient_id=patient_id if owner is not None else None, owner_organization_id=owner)
+
+
 async def authorize_patient(
     session: AsyncSession,
     caller: Caller,
-    patient_id: uuid.UUID,
+    patient_id: uuid.UUID | None,
     action: str,
     *,
-    roles: Collection[Role] = ALL_ROLES,
+    allow: Permission = READ,
     resource_type: str = "patient",
     resource_id: object | None = None,
 ) -> Patient:
     """Loads a patient the caller may see and act on, recording the access in the audit log.
 
-    Visibility is checked before the role, so a caller learns nothing about a patient it may not see (404) and
-    only gets 403 for a patient it can see but may not act on in this way. The audit event joins the request's
+    Visibility is checked before the permission, so a caller learns nothing about a patient it may not see (404)
+    and only gets 403 for a patient it can see but may not act on in this way. The audit event joins the request's
     transaction; a denied attempt is committed at once.
     """
-    patient = (
-        await session.exec(select(Patient).where(Patient.id == patient_id, visible_patients(caller)))
-    ).scalar_one_or_none()
+    resource_id = resource_id or patient_id
+    stmt = select(Patient).where(Patient.id == patient_id, visible_patients(caller))
+    if allow.restricts_team and caller.role == Role.clinician:
+        team_role_of_caller = (
+            select(CareTeamMember.role)
+            .where(CareTeamMember.patient_id == Patient.id, CareTeamMember.user_id == caller.user_id)
+            .scalar_subquery()
+        )
+        found = (await session.exec(stmt.add_columns(team_role_of_caller))).first()
+        patient, team_role = (found[0], found[1]) if found else (None, None)
+    else:
+        patient, team_role = (await session.exec(stmt)).scalar_one_or_none(), None
     if patient is None:
-        await audit.record_denied(session, caller, action, resource_type=resource_type,
-                                  resource_id=resource_id or patient_id, patient_id=patient_id)
+        await _deny_unseen(session, caller, action, resource_type=resource_type, resource_id=resource_id,
+                           patient_id=patient_id)
         raise NotFound("Patient not found")
-    if caller.role not in roles:
-        await audit.record_denied(session, caller, action, resource_type=resource_type,
-                                  resource_id=resource_id or patient_id, patient_id=patient_id)
-        raise Forbidden(f"The {caller.role.value} role may not perform {action}")
-    audit.record(session, caller, action, resource_type=resource_type, resource_id=resource_id or patient_id,
+    if not allow.allows(caller.role, team_role and CareTeamRole(team_role)):
+        await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id,
+                                  patient_id=patient_id)
+        who = f"a {team_role} on the care team" if team_role else f"the {caller.role.value} role"
+        raise Forbidden(f"As {who} you may not {allow.description or 'do this for'} this patient ({action})")
+    audit.record(session, caller, action, resource_type=resource_type, resource_id=resource_id,
                  patient_id=patient_id)
     return patient
 
@@ -78,7 +148,7 @@ async def authorize_patient_of(
     patient_id: uuid.UUID | None,
     action: str,
     *,
-    roles: Collection[Role] = ALL_ROLES,
+    allow: Permission = READ,
     resource_type: str,
     resource_id: object,
     not_found: str,
@@ -89,11 +159,8 @@ async def authorize_patient_of(
     since a denial rolls the session back and expires loaded objects. A resource that does not exist and one whose
     patient the caller may not see get the same 404 with the same detail, and both attempts are audited.
     """
-    if patient_id is None:
-        await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id)
-        raise NotFound(not_found)
     try:
-        return await authorize_patient(session, caller, patient_id, action, roles=roles,
+        return await authorize_patient(session, caller, patient_id, action, allow=allow,
                                        resource_type=resource_type, resource_id=resource_id)
     except NotFound:
         raise NotFound(not_found) from None

@@ -5,7 +5,9 @@
 - same key while the first request is still running → 409;
 - no key → the request simply runs.
 
-Keys are scoped to the caller and kept for `KEY_LIFETIME`. The key is claimed in a transaction of its own before the
+Keys are scoped to the caller and kept for `KEY_LIFETIME`. A replay hands back patient data, so it is a read like any
+other: the route's `authorize_replay` checks that the caller may still see what the stored answer describes (a
+clinician taken off the care team meanwhile gets 404) and audits it. The key is claimed in a transaction of its own before the
 work starts, so a concurrent duplicate sees it; a request that fails releases its key, so the client can retry.
 """
 
@@ -93,7 +95,10 @@ async def run_idempotent(
     request: Request,
     body: BaseModel | None,
     operation: Callable[[], Awaitable[Created]],
+    authorize_replay: Callable[[dict[str, Any]], Awaitable[None]] | None,
 ) -> JSONResponse:
+    """Runs `operation` once per key. `authorize_replay(stored body)` re-authorises (and audits) a replay; None only
+    where the route's own dependencies already decide who may see the answer (no patient data in it)."""
     if key is None:
         return _response(await operation())
 
@@ -112,6 +117,9 @@ async def run_idempotent(
             raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly",
                            headers={"Retry-After": "1"})
         stored = record.response_body or {}
+        if authorize_replay is not None:
+            await authorize_replay(stored.get("body") or {})
+            await session.commit()
         return _response(Created(status=record.response_status or 200, body=stored.get("body"),
                                  headers=stored.get("headers", {})))
 

@@ -21,10 +21,12 @@ from sqlalchemy import ColumnElement, Select, String, TypeDecorator, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api.errors import ValidationFailed
+from api.types import date_in_range, instant_in_range
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_LIMIT = 200
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (default 50, max 200)")]
@@ -90,20 +92,26 @@ def _python_type(column: InstrumentedAttribute) -> type:
     return str if isinstance(storage, String) else storage.python_type
 
 
-def _parse(value: str, python_type: type) -> Any:
+def _parse(value: Any, python_type: type) -> Any:
+    """A cursor value back into its column's type, within what the column can hold: a cursor is client input, and
+    a value the database cannot compare with would be a 500, not a 422."""
+    if not isinstance(value, str):
+        raise TypeError("cursor values are strings")
     if python_type is uuid.UUID:
         return uuid.UUID(value)
     if python_type is dt.datetime:
-        parsed = dt.datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError("naive instant")
-        return parsed
+        return instant_in_range(dt.datetime.fromisoformat(value))
     if python_type is dt.date:
-        return dt.date.fromisoformat(value)
+        return date_in_range(dt.date.fromisoformat(value))
     if python_type is int:
-        return int(value)
+        parsed = int(value)
+        if not INT32_MIN <= parsed <= INT32_MAX:
+            raise ValueError("beyond a 32-bit integer column")
+        return parsed
     if python_type is str:
-        return str(value)
+        if "\x00" in value:
+            raise ValueError("NUL in a text value")
+        return value
     raise TypeError(python_type)
 
 

@@ -9,6 +9,7 @@ from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -38,6 +39,38 @@ def _check_birth_date(value: dt.date) -> dt.date:
         raise ValueError("must be a real date of birth (not in the future, not before 1900)")
     return value
 
+
+# The widest instants and dates a client may send anywhere (query parameters, cursors): far beyond any record's, and
+# inside the calendar on every backend even once converted to UTC (year 1 at +01:00 is year 0 in UTC, which neither
+# Python nor the drivers can represent).
+EARLIEST_INSTANT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST_INSTANT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+INSTANT_RANGE = "must be from 1900-01-01T00:00:00Z to before 2200-01-01T00:00:00Z"
+DATE_RANGE = "must be a date from 1900-01-01 to 2199-12-31"
+
+
+def instant_in_range(value: dt.datetime) -> dt.datetime:
+    """The instant in UTC; ValueError when it has no offset or lies outside [EARLIEST_INSTANT, LATEST_INSTANT)."""
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset")
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise PydanticCustomError("instant_out_of_range", INSTANT_RANGE) from None
+    if not EARLIEST_INSTANT <= utc < LATEST_INSTANT:
+        raise PydanticCustomError("instant_out_of_range", INSTANT_RANGE)
+    return utc
+
+
+def date_in_range(value: dt.date) -> dt.date:
+    if not EARLIEST_INSTANT.date() <= value < LATEST_INSTANT.date():
+        raise PydanticCustomError("date_out_of_range", DATE_RANGE)
+    return value
+
+
+# For query parameters: an RFC 3339 instant with an offset, answered in UTC, or a calendar date, within range.
+BoundedInstant = Annotated[AwareDatetime, AfterValidator(instant_in_range)]
+BoundedDate = Annotated[dt.date, AfterValidator(date_in_range)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[EmailStr, StringConstraints(max_length=320), AfterValidator(str.lower)]

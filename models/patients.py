@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Column, Index, SmallInteger, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import id_field, instant_field
@@ -52,6 +52,9 @@ class EnrollmentCode(SQLModel, table=True):
     created_at: dt.datetime = instant_field(default_now=True)
     expires_at: dt.datetime = instant_field()
     used_at: dt.datetime | None = instant_field(default=None)
+    # Enrollments refused because the email was taken: each one tells the code's holder that an account with that
+    # email exists, so a code allows only a few (api.auth.service.MAX_EMAIL_CONFLICTS) before it is void.
+    email_conflicts: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, server_default="0"))
 
 
 # Panel queries go from clinician to patients; keyset lists order patients by name within an organization.

@@ -40,6 +40,8 @@ class World:
     org_b: Organization
     admin: Actor  # admin of org A
     clinician: Actor  # org A, on patient's care team (prescriber)
+    monitor: Actor  # org A, on patient's care team as monitor
+    therapist: Actor  # org A, on patient's care team as therapist
     other_clinician: Actor  # org A, on no care team of interest
     patient_user: Actor  # the patient's own login
     other_patient_user: Actor  # another patient of org A
@@ -55,7 +57,7 @@ class World:
         return getattr(self, name) if name in ACTOR_NAMES else None
 
 
-ACTOR_NAMES = ("admin", "clinician", "other_clinician", "patient_user", "other_patient_user", "admin_b", "clinician_b")
+ACTOR_NAMES = ("admin", "clinician", "monitor", "therapist", "other_clinician", "patient_user", "other_patient_user", "admin_b", "clinician_b")
 
 
 def token_for(app, user: User) -> str:
@@ -76,13 +78,17 @@ async def add_user(session, org: Organization, role: Role, name: str, *, patient
     return user
 
 
-async def add_patient(session, org: Organization, name: str, *, team: list[User] = ()) -> Patient:
+async def add_patient(
+    session, org: Organization, name: str, *, team: list[User] = (),
+    roles: dict[uuid.UUID, CareTeamRole] | None = None,
+) -> Patient:
     patient = Patient(organization_id=org.id, full_name=name, date_of_birth=dt.date(1985, 4, 12),
                       timezone="America/New_York")
     session.add(patient)
     await session.flush()
     for member in team:
-        session.add(CareTeamMember(patient_id=patient.id, user_id=member.id, role=CareTeamRole.prescriber))
+        role = (roles or {}).get(member.id, CareTeamRole.prescriber)
+        session.add(CareTeamMember(patient_id=patient.id, user_id=member.id, role=role))
     await session.flush()
     return patient
 
@@ -94,10 +100,13 @@ async def build_world(app) -> World:
         await session.flush()
         admin = await add_user(session, org_a, Role.admin, "Ada Admin")
         clinician = await add_user(session, org_a, Role.clinician, "Cleo Clinician")
+        monitor = await add_user(session, org_a, Role.clinician, "Mo Monitor")
+        therapist = await add_user(session, org_a, Role.clinician, "Tess Therapist")
         other_clinician = await add_user(session, org_a, Role.clinician, "Otto Other")
         admin_b = await add_user(session, org_b, Role.admin, "Bea Admin")
         clinician_b = await add_user(session, org_b, Role.clinician, "Ben Clinician")
-        patient = await add_patient(session, org_a, "Pat Patient", team=[clinician])
+        patient = await add_patient(session, org_a, "Pat Patient", team=[clinician, monitor, therapist],
+                                    roles={monitor.id: CareTeamRole.monitor, therapist.id: CareTeamRole.therapist})
         other_patient = await add_patient(session, org_a, "Quinn Other", team=[other_clinician])
         fresh_patient = await add_patient(session, org_a, "Finn Fresh", team=[clinician])
         patient_b = await add_patient(session, org_b, "Bo Bee", team=[clinician_b])
@@ -109,7 +118,8 @@ async def build_world(app) -> World:
         return Actor(user, token_for(app, user))
 
     return World(
-        org_a=org_a, org_b=org_b, admin=actor(admin), clinician=actor(clinician),
+        org_a=org_a, org_b=org_b, admin=actor(admin), clinician=actor(clinician), monitor=actor(monitor),
+        therapist=actor(therapist),
         other_clinician=actor(other_clinician), patient_user=actor(patient_user),
         other_patient_user=actor(other_patient_user), admin_b=actor(admin_b), clinician_b=actor(clinician_b),
         patient=patient, other_patient=other_patient, fresh_patient=fresh_patient, patient_b=patient_b,

@@ -30,6 +30,28 @@ class Route:
         return 401 if caller in UNAUTHENTICATED else self.expected[caller]
 
 
+# Callers who may not see world.patient: they get 404 on every route about it.
+OUTSIDERS = ("other_clinician", "other_patient_user", "admin_b", "clinician_b")
+
+
+def on_patient(ok: int, *, admin: int | None = None, prescriber: int | None = None, monitor: int | None = None,
+               therapist: int | None = None, patient: int | None = None) -> dict[str, int]:
+    """Expected statuses of a route about world.patient: whoever may see the patient (its organization's admin,
+    its care team's prescriber, monitor and therapist, and the patient) gets `ok` unless named otherwise;
+    everyone else 404."""
+    def given(status: int | None) -> int:
+        return ok if status is None else status
+
+    return dict(admin=given(admin), clinician=given(prescriber), monitor=given(monitor), therapist=given(therapist),
+                patient_user=given(patient), **{outsider: 404 for outsider in OUTSIDERS})
+
+
+def by_role(*, admin: int, clinician: int, patient: int) -> dict[str, int]:
+    """Expected statuses of a route about no one patient: the same for every caller of an account role."""
+    return dict(admin=admin, admin_b=admin, clinician=clinician, monitor=clinician, therapist=clinician,
+                other_clinician=clinician, clinician_b=clinician, patient_user=patient, other_patient_user=patient)
+
+
 def cells(routes: list[Route]) -> list[tuple[Route, str]]:
     """pytest parameters: every route with every caller (the expected map must name every actor)."""
     for route in routes:

@@ -4,47 +4,39 @@ clinician off it, another organization, the patient, another patient and bad tok
 
 import pytest
 
-from tests.matrix import Route, cell_id, cells, check_route
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 
-ADMIN_ONLY = dict(admin=201, clinician=403, other_clinician=403, patient_user=403, other_patient_user=403,
-                  admin_b=201, clinician_b=403)
+ADMIN_ONLY = by_role(admin=201, clinician=403, patient=403)
 
-# The target patient's care team is `clinician`; it belongs to org A and has `patient_user` as its login.
-PATIENT_READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404,
-                    admin_b=404, clinician_b=404)
-PATIENT_WRITE = dict(admin=200, clinician=200, other_clinician=404, patient_user=403, other_patient_user=404,
-                     admin_b=404, clinician_b=404)
+# The target patient (org A) has `clinician` as prescriber, `monitor` and `therapist` on its care team, and
+# `patient_user` as its login. Demographics and enrollment codes: any care-team clinician; the team itself: admins
+# and prescribers.
+PATIENT_READ = on_patient(200)
+PATIENT_WRITE = on_patient(200, patient=403)
+CARE_TEAM_WRITE = on_patient(200, monitor=403, therapist=403, patient=403)
 
 ROUTES = [
-    Route("me", "GET", lambda w: "/v1/me",
-          dict(admin=200, clinician=200, other_clinician=200, patient_user=200, other_patient_user=200, admin_b=200,
-               clinician_b=200)),
+    Route("me", "GET", lambda w: "/v1/me", by_role(admin=200, clinician=200, patient=200)),
     Route("create_user", "POST", lambda w: "/v1/users", ADMIN_ONLY,
           json=lambda w: {"email": "new.person@example.com", "full_name": "New Person", "role": "clinician",
                           "password": "a long enough secret"}),
-    Route("list_users", "GET", lambda w: "/v1/users",
-          dict(admin=200, clinician=200, other_clinician=200, patient_user=403, other_patient_user=403, admin_b=200,
-               clinician_b=200)),
+    Route("list_users", "GET", lambda w: "/v1/users", by_role(admin=200, clinician=200, patient=403)),
     Route("create_patient", "POST", lambda w: "/v1/patients",
-          dict(admin=201, clinician=201, other_clinician=201, patient_user=403, other_patient_user=403, admin_b=201,
-               clinician_b=201),
+          by_role(admin=201, clinician=201, patient=403),
           json=lambda w: {"full_name": "New Patient", "date_of_birth": "1990-01-01", "timezone": "Europe/Berlin"}),
-    Route("list_patients", "GET", lambda w: "/v1/patients",
-          dict(admin=200, clinician=200, other_clinician=200, patient_user=403, other_patient_user=403, admin_b=200,
-               clinician_b=200)),
+    Route("list_patients", "GET", lambda w: "/v1/patients", by_role(admin=200, clinician=200, patient=403)),
     Route("read_patient", "GET", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_READ),
     Route("update_patient", "PATCH", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_WRITE,
           json=lambda w: {"external_id": "MRN-1"}),
     Route("assign_care_team", "PUT", lambda w: f"/v1/patients/{w.patient.id}/care-team/{w.other_clinician.id}",
-          {**PATIENT_WRITE, "admin": 201, "clinician": 201}, json=lambda w: {"role": "monitor"}),
+          {**CARE_TEAM_WRITE, "admin": 201, "clinician": 201}, json=lambda w: {"role": "monitor"}),
     Route("remove_care_team", "DELETE", lambda w: f"/v1/patients/{w.patient.id}/care-team/{w.clinician.id}",
-          {**PATIENT_WRITE, "admin": 204, "clinician": 204}),
+          {**CARE_TEAM_WRITE, "admin": 204, "clinician": 204}),
     # fresh_patient (care team: clinician) has no login yet, so codes can be issued for it.
     Route("enrollment_code", "POST", lambda w: f"/v1/patients/{w.fresh_patient.id}/enrollment-codes",
-          {**PATIENT_WRITE, "admin": 201, "clinician": 201, "patient_user": 404}),
+          {**PATIENT_WRITE, "admin": 201, "clinician": 201, "monitor": 404, "therapist": 404, "patient_user": 404}),
     Route("audit_events", "GET", lambda w: "/v1/audit-events",
-          dict(admin=200, clinician=403, other_clinician=403, patient_user=403, other_patient_user=403, admin_b=200,
-               clinician_b=403)),
+          by_role(admin=200, clinician=403, patient=403)),
 ]
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from models import Alert, OutboxEvent
 from tests.conftest import new_id
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.session_helpers import at, new_session
 
 RECORDED = "2026-11-20T08:30:00+01:00"
@@ -110,20 +111,30 @@ async def test_the_care_team_acknowledges_once(client, world):
     assert [a["id"] for a in await alerts(client, world.clinician, status="acknowledged")] == [alert["id"]]
 
 
-@pytest.mark.parametrize(("actor", "expected"), [
-    ("clinician", 200), ("admin", 403), ("other_clinician", 404), ("clinician_b", 404), ("admin_b", 404),
-    ("patient_user", 403), ("other_patient_user", 403),
-])
-async def test_who_may_acknowledge(client, world, actor, expected):
+# Alerts are for staff: patient logins get 403 on every alert route. Any care-team clinician acknowledges.
+ALERT_ROUTES = [
+    Route("list_alerts", "GET", lambda w: "/v1/alerts", by_role(admin=200, clinician=200, patient=403)),
+    Route("list_patient_alerts", "GET", lambda w: f"/v1/alerts?patient_id={w.patient.id}",
+          {**on_patient(200, patient=403), "other_patient_user": 403}),
+    Route("acknowledge_alert", "POST", lambda w: f"/v1/alerts/{w.extra['alert']['id']}/acknowledge",
+          {**on_patient(200, admin=403, patient=403), "other_patient_user": 403}, json=lambda w: {"note": "seen"}),
+]
+
+
+@pytest.mark.parametrize(("route", "caller"), cells(ALERT_ROUTES), ids=cell_id)
+async def test_access(client, world, route, caller):
     await post_score(client, world, phq9(item9=1))
-    [alert] = await alerts(client, world.admin)
-    response = await client.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"},
-                                 headers=world.actor(actor).headers)
-    assert response.status_code == expected, response.text
+    [world.extra["alert"]] = await alerts(client, world.admin)
+    response = await check_route(client, world, route, caller)
+    if route.name == "list_patient_alerts" and response.status_code == 200:
+        assert [a["id"] for a in response.json()["items"]] == [world.extra["alert"]["id"]]
+    if route.name == "acknowledge_alert" and response.status_code != 200:
+        assert (await alerts(client, world.admin))[0]["status"] == "open"
 
 
 @pytest.mark.parametrize(("actor", "expected"), [
-    ("clinician", 1), ("admin", 1), ("other_clinician", 0), ("clinician_b", 0), ("admin_b", 0),
+    ("clinician", 1), ("monitor", 1), ("therapist", 1), ("admin", 1), ("other_clinician", 0), ("clinician_b", 0),
+    ("admin_b", 0),
 ])
 async def test_who_sees_alerts(client, world, actor, expected):
     await post_score(client, world, phq9(item9=1))

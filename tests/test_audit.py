@@ -1,6 +1,7 @@
 """The append-only audit log: every read and write of patient data, denied attempts included."""
 
 import datetime as dt
+import uuid
 
 import pytest
 from sqlalchemy import delete, text, update
@@ -34,11 +35,61 @@ async def test_denied_attempt_is_recorded_although_the_answer_is_404(client, wor
     assert (event["action"], event["outcome"], event["patient_id"]) == ("patient.read", "denied", str(world.patient.id))
 
 
-async def test_cross_organization_attempt_is_recorded_in_the_attackers_organization(client, world):
-    await client.get(f"/v1/patients/{world.patient.id}", headers=world.clinician_b.headers)
-    response = await client.get("/v1/audit-events", params={"outcome": "denied"}, headers=world.admin_b.headers)
-    assert [e["actor_id"] for e in response.json()["items"]] == [str(world.clinician_b.id)]
-    assert [e for e in await events(client, world) if e["actor_id"] == str(world.clinician_b.id)] == []
+async def _probes_of_org_a(client, world) -> dict[str, str]:
+    """Another organization's clinician asks for org A's patient, plan, session, score and alert by id; for each,
+    the same request with an id that exists nowhere."""
+    from tests.plan_helpers import new_plan
+    from tests.session_helpers import active_plan, create_session, session_body
+
+    plan = await active_plan(client, world)
+    session = await create_session(client, world.clinician, world.patient.id, session_body(world, plan["id"]))
+    score_id = str(uuid.uuid4())
+    await client.post("/v1/me/scores", headers=world.patient_user.headers, json={
+        "id": score_id, "instrument": "phq9", "items": [1, 1, 1, 1, 1, 1, 1, 1, 2],
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat()})
+    alerts = await client.get("/v1/alerts", headers=world.clinician.headers)
+    paths = {
+        "patient": "/v1/patients/{}",
+        "plan": "/v1/plans/{}",
+        "session": "/v1/sessions/{}",
+        "score": "/v1/scores/{}",
+        "alert_list": "/v1/alerts?patient_id={}",
+    }
+    ids = {"patient": world.patient.id, "plan": (await new_plan(client, world))["id"],
+           "session": session.json()["id"], "score": score_id, "alert_list": world.patient.id}
+    assert alerts.json()["items"], "the PHQ-9 item 9 answer raised an alert"
+    for name, path in paths.items():
+        for target in (ids[name], uuid.uuid4()):
+            assert (await client.get(path.format(target), headers=world.clinician_b.headers)).status_code == 404
+    ack = await client.post(f"/v1/alerts/{alerts.json()['items'][0]['id']}/acknowledge", json={"note": "x"},
+                            headers=world.clinician_b.headers)
+    assert ack.status_code == 404
+    return {name: str(value) for name, value in ids.items()}
+
+
+async def test_a_probe_of_another_organization_names_no_patient_in_the_probers_log(client, world):
+    await _probes_of_org_a(client, world)
+    probers = (await client.get("/v1/audit-events", params={"outcome": "denied", "limit": 200},
+                                headers=world.admin_b.headers)).json()["items"]
+    assert len(probers) == 11 and {e["actor_id"] for e in probers} == {str(world.clinician_b.id)}
+    assert [e["patient_id"] for e in probers] == [None] * 11
+    # A real resource and an id that exists nowhere leave the same trace: nothing tells which one existed.
+    shape = lambda e: (e["action"], e["resource_type"], e["patient_id"], e["outcome"])  # noqa: E731
+    by_action: dict[str, set] = {}
+    for event in probers:
+        by_action.setdefault(event["action"], set()).add(shape(event))
+    assert all(len(shapes) == 1 for shapes in by_action.values())
+
+
+async def test_a_probe_of_another_organization_shows_in_the_owners_log(client, world):
+    ids = await _probes_of_org_a(client, world)
+    seen = [e for e in await events(client, world, actor_id=str(world.clinician_b.id))]
+    assert sorted((e["action"], e["resource_id"]) for e in seen) == sorted([
+        ("patient.read", ids["patient"]), ("plan.read", ids["plan"]), ("session.read", ids["session"]),
+        ("score.read", ids["score"]), ("alert.list", ids["patient"]),
+        ("alert.acknowledge", next(e["resource_id"] for e in seen if e["action"] == "alert.acknowledge")),
+    ])
+    assert {(e["outcome"], e["patient_id"]) for e in seen} == {("denied", ids["patient"])}
 
 
 async def test_writes_and_list_reads_are_recorded(client, world):

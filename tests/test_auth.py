@@ -84,6 +84,68 @@ async def test_success_resets_failure_count(client, world, settings):
     assert (await login(client, email)).status_code == 200
 
 
+def count_password_checks(monkeypatch) -> list[bool]:
+    """Records the outcome of every password verification login performs."""
+    from api.auth import service
+
+    checked: list[bool] = []
+    verify = service.verify_password
+
+    def counting(password, password_hash):
+        valid, new_hash = verify(password, password_hash)
+        checked.append(valid)
+        return valid, new_hash
+
+    monkeypatch.setattr(service, "verify_password", counting)
+    return checked
+
+
+async def test_parallel_wrong_passwords_are_checked_at_most_the_limit(client, world, settings, monkeypatch):
+    # Reading the lock, checking the password (~25 ms), then counting let a burst of 40 get ~15 guesses checked.
+    checked = count_password_checks(monkeypatch)
+    email = world.clinician.user.email
+    answers = await asyncio.gather(*[login(client, email, f"wrong guess number {i}") for i in range(40)])
+    statuses = sorted(answer.status_code for answer in answers)
+    assert len(checked) == settings.login_max_failures
+    assert statuses == [401] * settings.login_max_failures + [429] * (40 - settings.login_max_failures)
+    failed = await client.get("/v1/audit-events", params={"limit": 200, "action": "auth.login_failed"},
+                              headers=world.admin.headers)
+    assert len(failed.json()["items"]) == settings.login_max_failures
+
+
+async def test_a_right_password_inside_a_burst_of_guesses_is_refused_once_locked(
+    client, world, settings, monkeypatch
+):
+    checked = count_password_checks(monkeypatch)
+    email = world.clinician.user.email
+    guesses = [login(client, email, f"wrong guess number {i}") for i in range(200)]
+    guesses.insert(100, login(client, email))
+    answers = await asyncio.gather(*guesses)
+    wrong_checked = checked.count(False)
+    assert wrong_checked <= settings.login_max_failures
+    # The right password got through only if it was checked before the limit was reached.
+    assert (answers[100].status_code == 200) == (True in checked)
+    assert sum(answer.status_code == 401 for answer in answers) == wrong_checked
+
+
+async def test_one_attempt_after_the_lock_expires_then_a_longer_lock(client, world, settings, app):
+    from sqlalchemy import update
+
+    from models.base import utcnow
+    from models.users import LoginThrottle
+
+    email = world.clinician.user.email
+    for _ in range(settings.login_max_failures):
+        await login(client, email, "wrong password!!")
+    async with app.state.sessions() as session:  # the lock runs out
+        await session.exec(update(LoginThrottle).values(locked_until=utcnow() - dt.timedelta(seconds=1)))
+        await session.commit()
+    answers = await asyncio.gather(*[login(client, email, "wrong password!!") for _ in range(10)])
+    assert sorted(a.status_code for a in answers) == [401] + [429] * 9
+    retry_after = max(int(a.headers["retry-after"]) for a in answers if a.status_code == 429)
+    assert retry_after > settings.login_lockout_base_seconds  # doubled
+
+
 async def test_stored_hash_is_argon2id_with_owasp_parameters(app, world):
     stored = world.clinician.user.password_hash
     assert stored.startswith("$argon2id$")
@@ -224,6 +286,24 @@ async def test_enrollment_with_a_taken_email_is_409(client, world):
     response = await client.post("/v1/auth/enroll", json={
         "code": code["code"], "email": world.clinician.user.email, "password": "a long enough secret"})
     assert response.status_code == 409
+
+
+async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world):
+    # Each 409 tells the code's holder that an account with the email exists somewhere; a code allows three.
+    code = await issue_code(client, world)
+    taken = [world.clinician.user.email, world.admin.user.email, world.clinician_b.user.email, world.admin_b.user.email]
+    answers = [await client.post("/v1/auth/enroll", json={"code": code["code"], "email": email,
+                                                           "password": "a long enough secret"}) for email in taken]
+    assert [a.status_code for a in answers] == [409, 409, 409, 422]
+    honest = await client.post("/v1/auth/enroll", json={"code": code["code"], "email": "finn@example.com",
+                                                         "password": "a long enough secret"})
+    assert honest.status_code == 422  # the code is spent: the clinic issues a new one
+    events = (await client.get("/v1/audit-events", params={"action": "auth.enroll_email_taken"},
+                               headers=world.admin.headers)).json()["items"]
+    assert [(e["outcome"], e["patient_id"]) for e in events] == [("denied", str(world.fresh_patient.id))] * 3
+    fresh = await issue_code(client, world)
+    assert (await client.post("/v1/auth/enroll", json={"code": fresh["code"], "email": "finn@example.com",
+                                                       "password": "a long enough secret"})).status_code == 201
 
 
 async def test_no_code_for_a_patient_who_already_has_a_login(client, world):

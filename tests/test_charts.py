@@ -16,7 +16,7 @@ from sqlalchemy import event, update
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
-from tests.matrix import Route, cell_id, cells, check_route
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import new_plan, plan_body, rows, set_status
 from tests.session_helpers import active_plan, new_session, sign
 
@@ -436,13 +436,11 @@ async def test_sessions_overlay_shows_signed_sessions_in_range_only(client, worl
 # --- who may read it --------------------------------------------------------------------------------------------------
 
 
-READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404, admin_b=404,
-            clinician_b=404)
+READ = on_patient(200)
 ROUTES = [
     Route("patient_chart", "GET", lambda w: f"/v1/patients/{w.patient.id}/chart?instrument=gad7", READ),
     Route("my_chart", "GET", lambda w: "/v1/me/chart?instrument=phq9&bucket=month",
-          dict(admin=403, clinician=403, other_clinician=403, patient_user=200, other_patient_user=200, admin_b=403,
-               clinician_b=403)),
+          by_role(admin=403, clinician=403, patient=200)),
 ]
 
 

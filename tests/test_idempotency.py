@@ -74,3 +74,40 @@ async def test_concurrent_requests_with_one_key_create_once(client, world):
     assert statuses.count(201) >= 1
     assert len({r.json()["id"] for r in answers if r.status_code == 201}) == 1
     assert await patient_count(client, world) == before + 1
+
+
+async def test_a_replay_after_losing_access_is_404_and_audited(client, world):
+    from tests.plan_helpers import plan_body
+
+    registered = await client.post("/v1/patients", json=BODY, headers=keyed(world.other_clinician, "reg"))
+    patient_id = registered.json()["id"]
+    url = f"/v1/patients/{patient_id}/plans"
+    planned = await client.post(url, json=plan_body(), headers=keyed(world.other_clinician, "plan"))
+    assert planned.status_code == 201
+    # Still on the team: a replay answers the stored plan, and is recorded as a read of it.
+    again = await client.post(url, json=plan_body(), headers=keyed(world.other_clinician, "plan"))
+    assert again.status_code == 201 and again.json() == planned.json()
+    # Taken off the care team, the clinician's old keys answer nothing about the patient.
+    removed = await client.delete(f"/v1/patients/{patient_id}/care-team/{world.other_clinician.id}",
+                                  headers=world.admin.headers)
+    assert removed.status_code == 204
+    for path, body, key in ((url, plan_body(), "plan"), ("/v1/patients", BODY, "reg")):
+        replay = await client.post(path, json=body, headers=keyed(world.other_clinician, key))
+        assert replay.status_code == 404, replay.text
+        assert "Alex Doe" not in replay.text and "Ketamine" not in replay.text
+    events = (await client.get("/v1/audit-events", params={"actor_id": str(world.other_clinician.id)},
+                               headers=world.admin.headers)).json()["items"]
+    reads = [(e["action"], e["outcome"]) for e in events if e["action"] in ("plan.read", "patient.read")]
+    assert reads == [("patient.read", "denied"), ("plan.read", "denied"), ("plan.read", "success")]
+
+
+async def test_a_replayed_session_is_a_read_of_it(client, world):
+    from tests.session_helpers import active_plan, create_session, session_body
+
+    plan = await active_plan(client, world)
+    body = session_body(world, plan["id"])
+    first = await create_session(client, world.monitor, world.patient.id, body, **{"Idempotency-Key": "s"})
+    await client.delete(f"/v1/patients/{world.patient.id}/care-team/{world.monitor.id}", headers=world.admin.headers)
+    replay = await create_session(client, world.monitor, world.patient.id, body, **{"Idempotency-Key": "s"})
+    assert first.status_code == 201 and replay.status_code == 404
+    assert "clinician-only" not in replay.text

@@ -117,8 +117,9 @@ async def test_care_team_assignment_gives_access_and_removal_takes_it(client, wo
     changed = await client.put(path, json={"role": "monitor"}, headers=world.clinician.headers)
     assert changed.status_code == 200 and changed.json()["role"] == "monitor"
     team = (await client.get(f"/v1/patients/{world.patient.id}", headers=world.admin.headers)).json()["care_team"]
-    assert {m["user_id"]: m["role"] for m in team} == {str(world.clinician.id): "prescriber",
-                                                        str(world.other_clinician.id): "monitor"}
+    assert {m["user_id"]: m["role"] for m in team} == {
+        str(world.clinician.id): "prescriber", str(world.monitor.id): "monitor", str(world.therapist.id): "therapist",
+        str(world.other_clinician.id): "monitor"}
     assert (await client.delete(path, headers=world.admin.headers)).status_code == 204
     assert (await client.get(f"/v1/patients/{world.patient.id}", headers=world.other_clinician.headers)).status_code == 404
     assert (await client.delete(path, headers=world.admin.headers)).status_code == 404

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from models import OutboxEvent, PlanRevision, TreatmentPlan
-from tests.matrix import Route, cell_id, cells, check_route
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import (
     EXAMPLE_PLAN,
     count,
@@ -262,8 +262,8 @@ async def test_a_patch_that_changes_nothing_keeps_the_revision(client, world, ap
     assert await count(app, PlanRevision) == 1
 
 
-async def add_to_care_team(client, world, actor):
-    response = await client.put(f"/v1/patients/{world.patient.id}/care-team/{actor.id}", json={"role": "monitor"},
+async def add_to_care_team(client, world, actor, role="prescriber"):
+    response = await client.put(f"/v1/patients/{world.patient.id}/care-team/{actor.id}", json={"role": role},
                                 headers=world.admin.headers)
     assert response.status_code == 201
 
@@ -399,12 +399,10 @@ async def test_patient_may_not_read_the_revision_history(client, world):
 
 # --- who may do what -------------------------------------------------------------------------------------------
 
-# Target: world.patient (care team: clinician; login: patient_user). Admins read but do not write plans.
-READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404, admin_b=404,
-            clinician_b=404)
-WRITE = dict(admin=403, clinician=200, other_clinician=404, patient_user=403, other_patient_user=404, admin_b=404,
-             clinician_b=404)
-STAFF_READ = {**READ, "patient_user": 403}
+# Target: world.patient. Admins read but do not write plans; on the care team only the prescriber writes them.
+READ = on_patient(200)
+WRITE = on_patient(200, admin=403, monitor=403, therapist=403, patient=403)
+STAFF_READ = on_patient(200, patient=403)
 
 
 def plan_path(suffix=""):
@@ -412,7 +410,8 @@ def plan_path(suffix=""):
 
 
 PLAN_ROUTES = [
-    Route("create_plan", "POST", lambda w: f"/v1/patients/{w.patient.id}/plans", {**WRITE, "clinician": 201},
+    Route("create_plan", "POST", lambda w: f"/v1/patients/{w.patient.id}/plans",
+          on_patient(201, admin=403, monitor=403, therapist=403, patient=403),
           json=lambda w: plan_body()),
     Route("list_plans", "GET", lambda w: f"/v1/patients/{w.patient.id}/plans", READ),
     Route("read_plan", "GET", plan_path(), READ),

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from api.instruments.registry import INSTRUMENTS
 from models import OutboxEvent, Score
 from tests.conftest import new_id
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 
 GAD7 = [2, 1, 2, 3, 1, 0, 2]  # total 11, moderate
 
@@ -28,6 +29,10 @@ def ago(**delta) -> str:
 
 async def post_mine(client, actor, payload):
     return await client.post("/v1/me/scores", json=payload, headers=actor.headers)
+
+
+async def post_patient(client, actor, patient_id, payload):
+    return await client.post(f"/v1/patients/{patient_id}/scores", json=payload, headers=actor.headers)
 
 
 async def rows(app, model, *where):
@@ -407,79 +412,99 @@ async def test_cursor_pages_neither_skip_nor_repeat_under_concurrent_inserts(cli
 
 # --- authorisation ---------------------------------------------------------------------------------------------
 
-ACTORS = ("admin", "clinician", "other_clinician", "patient_user", "other_patient_user", "admin_b", "clinician_b",
-          None)
+# Scores of world.patient: the patient enters its own; any care-team clinician (prescriber, monitor or therapist)
+# enters in-clinic scores; admins read but do not enter them.
+PATIENT_ONLY = by_role(admin=403, clinician=403, patient=200)
+SCORE_ROUTES = [
+    Route("post_my_score", "POST", lambda w: "/v1/me/scores", {**PATIENT_ONLY, "patient_user": 201,
+                                                                "other_patient_user": 201}, json=lambda w: body()),
+    Route("post_my_batch", "POST", lambda w: "/v1/me/scores/batch", PATIENT_ONLY,
+          json=lambda w: {"scores": [body()]}),
+    Route("list_my_scores", "GET", lambda w: "/v1/me/scores", PATIENT_ONLY),
+    Route("retract_my_score", "DELETE", lambda w: f"/v1/me/scores/{w.extra['mine']['id']}",
+          {**PATIENT_ONLY, "patient_user": 204, "other_patient_user": 404}),
+    Route("post_patient_score", "POST", lambda w: f"/v1/patients/{w.patient.id}/scores", on_patient(201, admin=403),
+          json=lambda w: body()),
+    Route("list_patient_scores", "GET", lambda w: f"/v1/patients/{w.patient.id}/scores", on_patient(200)),
+    Route("read_score", "GET", lambda w: f"/v1/scores/{w.extra['mine']['id']}", on_patient(200)),
+    Route("read_in_clinic_score", "GET", lambda w: f"/v1/scores/{w.extra['in_clinic']['id']}", on_patient(200)),
+    # A self-report is retracted by the patient; an in-clinic score by the care team.
+    Route("retract_self_report", "DELETE", lambda w: f"/v1/scores/{w.extra['mine']['id']}",
+          on_patient(403, patient=204)),
+    Route("retract_in_clinic_score", "DELETE", lambda w: f"/v1/scores/{w.extra['in_clinic']['id']}",
+          on_patient(204, admin=403, patient=403)),
+]
 
 
-def matrix(expected: list[int]) -> list[tuple[str | None, int]]:
-    return list(zip(ACTORS, expected, strict=True))
+@pytest.mark.parametrize(("route", "caller"), cells(SCORE_ROUTES), ids=cell_id)
+async def test_access(client, world, app, route, caller):
+    world.extra["mine"] = body()
+    world.extra["in_clinic"] = body(note="clinician's note")
+    await post_mine(client, world.patient_user, world.extra["mine"])
+    await post_patient(client, world.clinician, world.patient.id, world.extra["in_clinic"])
+    before = await count(app, Score)
+    response = await check_route(client, world, route, caller)
+    if response.status_code >= 400:
+        assert "clinician's note" not in response.text
+        assert await count(app, Score) == before
+        assert await count(app, Score, Score.deleted_at.is_not(None)) == 0
+    if response.status_code == 200 and caller == "patient_user":
+        assert "clinician's note" not in response.text
+    if route.method == "GET" and response.status_code == 200 and caller in ("other_patient_user",):
+        assert world.extra["mine"]["id"] not in response.text
 
 
-def headers_of(world, actor):
-    return world.actor(actor).headers if actor else {}
-
-
-@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 201, 201, 403, 403, 401]))
-async def test_matrix_post_my_score(client, world, actor, expected):
-    response = await client.post("/v1/me/scores", json=body(), headers=headers_of(world, actor))
-    assert response.status_code == expected
-
-
-@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 200, 200, 403, 403, 401]))
-async def test_matrix_post_my_batch(client, world, actor, expected):
-    response = await client.post("/v1/me/scores/batch", json={"scores": [body()]}, headers=headers_of(world, actor))
-    assert response.status_code == expected
-
-
-@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 200, 200, 403, 403, 401]))
-async def test_matrix_list_my_scores(client, world, actor, expected):
+@pytest.mark.parametrize("caller", ["other_clinician", "other_patient_user", "admin_b", "clinician_b"])
+async def test_an_invisible_score_looks_exactly_like_a_missing_one(client, world, caller):
     mine = body()
     await post_mine(client, world.patient_user, mine)
-    response = await client.get("/v1/me/scores", headers=headers_of(world, actor))
-    assert response.status_code == expected
-    if expected == 200:
-        ids = [s["id"] for s in response.json()["items"]]
-        assert ids == ([mine["id"]] if actor == "patient_user" else [])
+    headers = world.actor(caller).headers
+    strip = lambda r: {k: v for k, v in r.json().items() if k not in ("request_id", "instance")}  # noqa: E731
+    for method in ("GET", "DELETE"):
+        hidden = await client.request(method, f"/v1/scores/{mine['id']}", headers=headers)
+        unknown = await client.request(method, f"/v1/scores/{new_id()}", headers=headers)
+        assert hidden.status_code == unknown.status_code == 404
+        assert strip(hidden) == strip(unknown)
 
 
-@pytest.mark.parametrize(("actor", "expected"), matrix([403, 403, 403, 204, 404, 403, 403, 401]))
-async def test_matrix_retract_my_score(client, world, actor, expected):
-    mine = body()
+async def test_a_patient_cannot_retract_an_in_clinic_score(client, world):
+    in_clinic = body(instrument="phq9", items=[2, 2, 2, 2, 2, 2, 2, 2, 0])
+    await post_patient(client, world.clinician, world.patient.id, in_clinic)
+    for url in (f"/v1/me/scores/{in_clinic['id']}", f"/v1/scores/{in_clinic['id']}"):
+        response = await client.delete(url, headers=world.patient_user.headers)
+        assert response.status_code == 403
+    listed = await client.get(f"/v1/patients/{world.patient.id}/scores", headers=world.clinician.headers)
+    assert [s["id"] for s in listed.json()["items"]] == [in_clinic["id"]]  # still on the clinician's chart
+    deletes = [e for e in await audit_events(client, world, world.patient.id) if e[0] == "score.delete"]
+    assert deletes == [("score.delete", "denied", in_clinic["id"])] * 2
+
+
+async def test_the_care_team_retracts_an_in_clinic_score_but_not_a_self_report(client, world):
+    mine, in_clinic = body(), body()
     await post_mine(client, world.patient_user, mine)
-    response = await client.delete(f"/v1/me/scores/{mine['id']}", headers=headers_of(world, actor))
-    assert response.status_code == expected
+    await post_patient(client, world.monitor, world.patient.id, in_clinic)
+    assert (await client.delete(f"/v1/scores/{mine['id']}", headers=world.clinician.headers)).status_code == 403
+    assert (await client.delete(f"/v1/scores/{in_clinic['id']}", headers=world.therapist.headers)).status_code == 204
+    read = await client.get(f"/v1/scores/{in_clinic['id']}", headers=world.clinician.headers)
+    assert read.json()["deleted_at"] is not None
 
 
-@pytest.mark.parametrize(("actor", "expected"), matrix([403, 201, 404, 201, 404, 404, 404, 401]))
-async def test_matrix_post_patient_score(client, world, app, actor, expected):
-    response = await client.post(f"/v1/patients/{world.patient.id}/scores", json=body(),
-                                 headers=headers_of(world, actor))
-    assert response.status_code == expected
-    assert await count(app, Score) == (1 if expected == 201 else 0)
-
-
-@pytest.mark.parametrize(("actor", "expected"), matrix([200, 200, 404, 200, 404, 404, 404, 401]))
-async def test_matrix_list_patient_scores(client, world, actor, expected):
-    mine = body()
-    await post_mine(client, world.patient_user, mine)
-    response = await client.get(f"/v1/patients/{world.patient.id}/scores", headers=headers_of(world, actor))
-    assert response.status_code == expected
-    if expected == 200:
-        assert [s["id"] for s in response.json()["items"]] == [mine["id"]]
-    else:
-        assert mine["id"] not in response.text
-
-
-@pytest.mark.parametrize(("actor", "expected"), matrix([200, 200, 404, 200, 404, 404, 404, 401]))
-async def test_matrix_read_score(client, world, actor, expected):
-    mine = body()
-    await post_mine(client, world.patient_user, mine)
-    response = await client.get(f"/v1/scores/{mine['id']}", headers=headers_of(world, actor))
-    assert response.status_code == expected
-    if expected == 404:
-        unknown = await client.get(f"/v1/scores/{new_id()}", headers=headers_of(world, actor))
-        strip = lambda r: {k: v for k, v in r.json().items() if k not in ("request_id", "instance")}  # noqa: E731
-        assert strip(response) == strip(unknown)  # an invisible score and no score look the same
+async def test_posting_someone_elses_score_id_is_the_same_409_whatever_the_body(client, world):
+    # A patient who guesses the note on a clinician's in-clinic score must not learn that the guess was right.
+    in_clinic = body(note="Discussed a possible relapse")
+    await post_patient(client, world.clinician, world.patient.id, in_clinic)
+    right = await post_mine(client, world.patient_user, in_clinic)
+    wrong = await post_mine(client, world.patient_user, {**in_clinic, "note": "A wrong guess"})
+    batch = await post_batch(client, world.patient_user, [in_clinic])
+    strip = lambda r: {k: v for k, v in r.json().items() if k not in ("request_id", "instance")}  # noqa: E731
+    assert right.status_code == wrong.status_code == 409
+    assert strip(right) == strip(wrong)
+    assert batch.json()["results"][0]["status"] == 409
+    # Another clinician on the team sending the same body is not its author either.
+    again = await post_patient(client, world.monitor, world.patient.id, in_clinic)
+    assert again.status_code == 409
+    # The author's own retry is still a replay.
+    assert (await post_patient(client, world.clinician, world.patient.id, in_clinic)).status_code == 200
 
 
 async def test_unknown_patient_is_404_for_everyone(client, world):

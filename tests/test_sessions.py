@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from models import DosingSession, OutboxEvent, SessionAddendum
-from tests.matrix import Route, cell_id, cells, check_route
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import count, rows
 from tests.session_helpers import (
     active_plan,
@@ -177,14 +177,31 @@ async def test_invalid_addenda_are_422(client, world, body):
     assert response.status_code == 422
 
 
-async def test_any_care_team_clinician_may_sign_and_is_recorded_as_signer(client, world):
-    await client.put(f"/v1/patients/{world.patient.id}/care-team/{world.other_clinician.id}",
-                     json={"role": "monitor"}, headers=world.admin.headers)
-    draft = await new_session(client, world)
-    response = await sign(client, world.other_clinician, draft["id"])
+async def test_only_the_supervising_clinician_signs_and_is_recorded_as_signer(client, world):
+    # The world's monitor supervises; the prescriber, though allowed to edit the draft, may not sign it.
+    draft = await new_session(client, world, supervising_clinician_id=str(world.monitor.id))
+    refused = await sign(client, world.clinician, draft["id"])
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "A session is signed by its supervising clinician"
+    response = await sign(client, world.monitor, draft["id"])
     assert response.status_code == 200
-    assert response.json()["signed_by"] == str(world.other_clinician.id)
-    assert response.json()["supervising_clinician_id"] == str(world.clinician.id)
+    assert response.json()["signed_by"] == str(world.monitor.id)
+    assert response.json()["supervising_clinician_id"] == str(world.monitor.id)
+
+
+async def test_a_therapist_cannot_supervise_a_session(client, world):
+    response = await create_session(client, world.clinician, world.patient.id,
+                                    session_body(world, None, supervising_clinician_id=str(world.therapist.id),
+                                                 unplanned_reason="Rescue session"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "supervising_clinician_id"]
+
+
+async def test_a_supervisor_moved_to_therapist_can_no_longer_sign(client, world):
+    draft = await new_session(client, world, supervising_clinician_id=str(world.monitor.id))
+    await client.put(f"/v1/patients/{world.patient.id}/care-team/{world.monitor.id}", json={"role": "therapist"},
+                     headers=world.admin.headers)
+    assert (await sign(client, world.monitor, draft["id"])).status_code == 403
 
 
 # --- drafts under If-Match ---------------------------------------------------------------------------------------
@@ -310,11 +327,10 @@ async def test_patient_sees_own_signed_sessions_without_notes_addenda_or_warning
 
 # --- who may do what ---------------------------------------------------------------------------------------------
 
-# Target: world.patient (care team: clinician; login: patient_user). Admins read but do not write sessions.
-READ = dict(admin=200, clinician=200, other_clinician=404, patient_user=200, other_patient_user=404, admin_b=404,
-            clinician_b=404)
-WRITE = dict(admin=403, clinician=200, other_clinician=404, patient_user=403, other_patient_user=404, admin_b=404,
-             clinician_b=404)
+# Target: world.patient. Admins read but do not write sessions; on the care team the prescriber and the monitor
+# write them, the therapist only reads.
+READ = on_patient(200)
+WRITE = on_patient(200, admin=403, therapist=403, patient=403)
 
 
 def session_path(which, suffix=""):
@@ -322,15 +338,18 @@ def session_path(which, suffix=""):
 
 
 SESSION_ROUTES = [
-    Route("create_session", "POST", lambda w: f"/v1/patients/{w.patient.id}/sessions", {**WRITE, "clinician": 201},
+    Route("create_session", "POST", lambda w: f"/v1/patients/{w.patient.id}/sessions",
+          on_patient(201, admin=403, therapist=403, patient=403),
           json=lambda w: session_body(w, w.extra["plan"]["id"])),
     Route("list_sessions", "GET", lambda w: f"/v1/patients/{w.patient.id}/sessions", READ),
     Route("read_signed_session", "GET", session_path("signed"), READ),
     Route("read_draft_session", "GET", session_path("draft"), {**READ, "patient_user": 404}),
     Route("patch_session", "PATCH", session_path("draft"), WRITE, json=lambda w: {"notes": "changed"},
           headers=lambda w: {"If-Match": w.extra["draft"]["etag"]}),
-    Route("sign_session", "POST", session_path("draft", "/sign"), WRITE),
-    Route("add_addendum", "POST", session_path("signed", "/addenda"), {**WRITE, "clinician": 201},
+    # The draft's supervisor is the prescriber: only they sign it.
+    Route("sign_session", "POST", session_path("draft", "/sign"), {**WRITE, "monitor": 403}),
+    Route("add_addendum", "POST", session_path("signed", "/addenda"),
+          on_patient(201, admin=403, therapist=403, patient=403),
           json=lambda w: {"text": "A correction"}),
 ]
 

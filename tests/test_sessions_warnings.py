@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import DosingSession, Organization
-from tests.matrix import Route, cell_id, cells, check_route
+from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import rows
 from tests.session_helpers import (
     DAY,
@@ -285,12 +285,10 @@ async def test_changing_the_settings_is_audited(client, world):
     assert [(e["actor_id"], e["resource_id"]) for e in events] == [(str(world.admin.id), str(world.org_a.id))]
 
 
-STAFF = dict(admin=200, clinician=200, other_clinician=200, patient_user=403, other_patient_user=403, admin_b=200,
-             clinician_b=200)
+STAFF = by_role(admin=200, clinician=200, patient=403)
 SETTINGS_ROUTES = [
     Route("read_settings", "GET", lambda w: SETTINGS, STAFF),
-    Route("update_settings", "PATCH", lambda w: SETTINGS, {**STAFF, "clinician": 403, "other_clinician": 403,
-                                                           "clinician_b": 403},
+    Route("update_settings", "PATCH", lambda w: SETTINGS, by_role(admin=200, clinician=403, patient=403),
           json=lambda w: {"default_max_systolic": 150}),
 ]
 

@@ -36,6 +36,7 @@ async def test_organization_cannot_be_chosen_by_the_caller(client, world):
 
 async def test_staff_list_is_per_organization_and_filterable(client, world):
     everyone = (await client.get("/v1/users", headers=world.clinician.headers)).json()["items"]
-    assert [u["full_name"] for u in everyone] == ["Ada Admin", "Cleo Clinician", "Otto Other"]
+    assert [u["full_name"] for u in everyone] == ["Ada Admin", "Cleo Clinician", "Mo Monitor", "Otto Other",
+                                                      "Tess Therapist"]
     clinicians = (await client.get("/v1/users", params={"role": "clinician"}, headers=world.admin_b.headers)).json()
     assert [u["full_name"] for u in clinicians["items"]] == ["Ben Clinician"]

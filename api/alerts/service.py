@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.alerts.schemas import AlertPage, AlertPublic
 from api.audit import service as audit
-from api.authz import authorize_patient, authorize_patient_of, visible_patients
+from api.authz import ACKNOWLEDGE_ALERTS, authorize_patient, authorize_patient_of, visible_patients
 from api.errors import Conflict
 from api.pagination import SortKey, keyset, page_of
 from api.security.tokens import Caller
@@ -26,8 +26,6 @@ from models.users import Role
 
 NEWEST_FIRST: list[SortKey] = [(Alert.raised_at, "desc"), (Alert.id, "desc")]
 ALERT_NOT_FOUND = "Alert not found"
-# Acknowledging is a clinical act of the care team; admins see alerts but do not close them.
-ACKNOWLEDGERS = frozenset({Role.clinician})
 
 
 async def raise_alert(
@@ -77,7 +75,7 @@ async def list_alerts(
 async def acknowledge(session: AsyncSession, caller: Caller, alert_id: uuid.UUID, note: str) -> AlertPublic:
     alert = await session.get(Alert, alert_id)
     await authorize_patient_of(session, caller, alert.patient_id if alert else None, "alert.acknowledge",
-                               roles=ACKNOWLEDGERS, resource_type="alert", resource_id=alert_id,
+                               allow=ACKNOWLEDGE_ALERTS, resource_type="alert", resource_id=alert_id,
                                not_found=ALERT_NOT_FOUND)
     now = utcnow()
     # Compare-and-set: of two clinicians acknowledging at once, one wins and the other is told.

@@ -3,13 +3,13 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from api.audit import service as audit
 from api.audit.schemas import AuditEventPublic
 from api.deps import AdminCaller, SessionDep
 from api.errors import problem_responses
+from api.types import BoundedInstant
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, SortKey, keyset, page_of
 from models.audit import AuditEvent
 
@@ -26,8 +26,8 @@ async def list_audit_events(
     actor_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. patient.read")] = None,
     outcome: Literal["success", "denied"] | None = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive lower bound (RFC 3339)")] = None,
-    to: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound (RFC 3339)")] = None,
+    from_: Annotated[BoundedInstant | None, Query(alias="from", description="Inclusive lower bound (RFC 3339)")] = None,
+    to: Annotated[BoundedInstant | None, Query(description="Exclusive upper bound (RFC 3339)")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[AuditEventPublic]:
@@ -42,9 +42,9 @@ async def list_audit_events(
     if outcome is not None:
         stmt = stmt.where(AuditEvent.outcome == outcome)
     if from_ is not None:
-        stmt = stmt.where(AuditEvent.at >= from_.astimezone(dt.UTC))
+        stmt = stmt.where(AuditEvent.at >= from_)
     if to is not None:
-        stmt = stmt.where(AuditEvent.at < to.astimezone(dt.UTC))
+        stmt = stmt.where(AuditEvent.at < to)
     rows = (await session.exec(keyset(stmt, NEWEST_FIRST, limit=limit, cursor=cursor))).scalars().all()
     events, next_cursor = page_of(rows, NEWEST_FIRST, limit=limit)
     # Reading the log is itself recorded (after the query, so it does not show in its own answer).

@@ -88,12 +88,23 @@ async def record_denied(
     resource_id: object | None = None,
     patient_id: uuid.UUID | None = None,
     organization_id: uuid.UUID | None = None,
+    owner_organization_id: uuid.UUID | None = None,
 ) -> None:
     """Commits a denied attempt at once: the request is about to fail and roll back its own work.
+
+    `owner_organization_id` is the organization of `patient_id` when the caller may not see that patient. An
+    attempt on another organization's patient is then filed twice: in the caller's own log without the patient
+    (which would tell the caller's admin who owns the resource), and in the owner's log with it, so the owner sees
+    who probed its records.
 
     The rollback expires every object loaded in the session: read what you need from them before calling this.
     """
     await session.rollback()
-    record(session, caller, action, resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
-           organization_id=organization_id, outcome=DENIED)
+    caller_organization = organization_id or (caller.organization_id if caller else None)
+    foreign = owner_organization_id is not None and owner_organization_id != caller_organization
+    record(session, caller, action, resource_type=resource_type, resource_id=resource_id,
+           patient_id=None if foreign else patient_id, organization_id=organization_id, outcome=DENIED)
+    if foreign:
+        record(session, caller, action, resource_type=resource_type, resource_id=resource_id, patient_id=patient_id,
+               organization_id=owner_organization_id, outcome=DENIED)
     await session.commit()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -52,43 +53,66 @@ def _throttle_key(email: str) -> str:
     return digest("login:" + email.strip().lower())
 
 
-async def _count_failure(session: AsyncSession, settings: Settings, key: str, now: dt.datetime) -> int:
-    """Atomically increments the failure counter (shared by every process through the database)."""
+def _lockout_seconds(settings: Settings, failures: int) -> int:
+    """The lock that follows the `failures`-th failure: doubling from the base, capped."""
+    excess = failures - settings.login_max_failures
+    return min(settings.login_lockout_base_seconds * 2 ** min(excess, 20), settings.login_lockout_max_seconds)
+
+
+async def _claim_attempt(
+    session: AsyncSession, settings: Settings, key: str, now: dt.datetime
+) -> tuple[int | None, dt.datetime | None]:
+    """Counts the attempt as a failure BEFORE the password is checked, atomically: (failures, None) when the attempt
+    may go on, (None, locked_until) when the account is locked.
+
+    Checking first and counting after would let a burst of parallel guesses all read "not locked" and all be
+    checked. Here every attempt claims one slot of the allowance in one statement on a row it locks until commit,
+    and the attempt that reaches `LOGIN_MAX_FAILURES` sets the lock at once, so later claims are refused unchecked:
+    at most that many passwords are ever checked per lockout window, whatever the concurrency and the number of
+    processes. After a lock expires one more attempt is allowed, and its claim locks again (for twice as long)
+    until it is proven right. A right password removes the row, and with it the count.
+    """
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stored = LoginThrottle.__table__.c
     stmt = insert(LoginThrottle).values(key=key, failures=1, last_failure_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[LoginThrottle.key],
-        set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
-    ).returning(LoginThrottle.failures)
-    failures = (await session.exec(stmt)).scalar_one()
-    if failures >= settings.login_max_failures:
-        excess = failures - settings.login_max_failures
-        seconds = min(settings.login_lockout_base_seconds * 2 ** min(excess, 20), settings.login_lockout_max_seconds)
-        await session.exec(
-            update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=now + dt.timedelta(seconds=seconds))
-        )
-    return failures
+    claimed = (await session.exec(
+        stmt.on_conflict_do_update(
+            index_elements=[LoginThrottle.key],
+            set_={"failures": stored.failures + 1, "last_failure_at": now},
+            where=or_(stored.locked_until.is_(None), stored.locked_until <= now),
+        ).returning(LoginThrottle.failures)
+    )).scalar_one_or_none()
+    if claimed is None:
+        locked_until = (await session.exec(
+            select(LoginThrottle.locked_until).where(LoginThrottle.key == key))).scalar_one()
+        await session.rollback()
+        return None, locked_until
+    if claimed >= settings.login_max_failures:
+        locked_until = now + dt.timedelta(seconds=_lockout_seconds(settings, claimed))
+        await session.exec(update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=locked_until))
+    await session.commit()
+    return claimed, None
 
 
 async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
     now = utcnow()
     key = _throttle_key(email)
-    throttle = await session.get(LoginThrottle, key)
     user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
     # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
     org = user.organization_id if user else None
     target = user.id if user else None
+    password_hash = user.password_hash if user and user.is_active else None
 
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+    failures, locked_until = await _claim_attempt(session, settings, key, now)
+    if failures is None:
         # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
-        retry_after = int((throttle.locked_until - now).total_seconds()) + 1
+        retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1
         await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=target,
                                   organization_id=org)
         raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
 
-    valid, new_hash = verify_password(password, user.password_hash if user and user.is_active else None)
+    valid, new_hash = verify_password(password, password_hash)
     if not valid:
-        failures = await _count_failure(session, settings, key, now)
         audit.record(session, None, "auth.login_failed", resource_type="user", resource_id=target,
                      organization_id=org, outcome=audit.DENIED)
         if failures >= settings.login_max_failures:
@@ -99,10 +123,8 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
 
     assert user is not None
     if new_hash:
-        user.password_hash = new_hash
-        session.add(user)
-    if throttle is not None:
-        await session.delete(throttle)
+        await session.exec(update(User).where(User.id == user.id).values(password_hash=new_hash))
+    await session.exec(delete(LoginThrottle).where(LoginThrottle.key == key))
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
     await session.commit()
@@ -167,6 +189,11 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
 
 # --- enrollment ---------------------------------------------------------------------------------------------
 
+# Enrollments a code allows to fail on a taken email. Each 409 tells the code's holder that an account with that email
+# exists (in any organization: login is by email alone); a few are needed for honest typos, more would make a code an
+# enumeration tool for 72 hours. docs/security.md records the rest of this accepted risk.
+MAX_EMAIL_CONFLICTS = 3
+
 # Crockford base32 without I, L, O, U: easy to read aloud and type on a phone.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12  # 60 bits: infeasible to guess within a 72 h lifetime
@@ -217,16 +244,33 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
         patient_id=patient.id,
     )
     session.add(user)
+    refused_for = (code.id, patient.organization_id, patient.id)  # the rollback below expires the loaded rows
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
+        await _count_email_conflict(session, *refused_for, now)
         raise Conflict("An account with this email already exists, or the patient already has a login") from None
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
     await session.commit()
     return pair
+
+
+async def _count_email_conflict(
+    session: AsyncSession, code_id: uuid.UUID, organization_id: uuid.UUID, patient_id: uuid.UUID, now: dt.datetime
+) -> None:
+    """Counts a refusal for a taken email against the (still unused) code, voiding it at the limit; audited."""
+    conflicts = (await session.exec(
+        update(EnrollmentCode).where(EnrollmentCode.id == code_id)
+        .values(email_conflicts=EnrollmentCode.email_conflicts + 1).returning(EnrollmentCode.email_conflicts)
+    )).scalar_one()
+    if conflicts >= MAX_EMAIL_CONFLICTS:
+        await session.exec(update(EnrollmentCode).where(EnrollmentCode.id == code_id).values(expires_at=now))
+    audit.record(session, None, "auth.enroll_email_taken", resource_type="enrollment_code", resource_id=code_id,
+                 organization_id=organization_id, patient_id=patient_id, outcome=audit.DENIED)
+    await session.commit()
 
 
 async def me(session: AsyncSession, caller: Caller) -> User:

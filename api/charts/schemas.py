@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from api.instruments.schemas import BandPublic
 from api.instruments.schemas import InstrumentCode
+from api.types import BoundedDate
 
 Bucket = Literal["day", "week", "month"]
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -25,7 +26,7 @@ def _iso_date_only(value: object) -> object:
     return value
 
 
-LocalDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
+LocalDate = Annotated[BoundedDate, BeforeValidator(_iso_date_only)]
 
 
 @dataclass(frozen=True, slots=True)

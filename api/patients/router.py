@@ -34,7 +34,8 @@ async def create_patient(
         patient = await service.create_patient(session, caller, body)
         return Created(body=(await service.present(session, [patient]))[0].model_dump(mode="json"))
 
-    return await run_idempotent(session, caller, idempotency_key, request, body, create)
+    return await run_idempotent(session, caller, idempotency_key, request, body, create,
+                                lambda stored: service.authorize_replay(session, caller, stored))
 
 
 @router.get("", response_model=Page[PatientPublic], responses=problem_responses(401, 403, 422))

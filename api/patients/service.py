@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.auth.service import CODE_ALPHABET, CODE_LENGTH, format_code
-from api.authz import STAFF, authorize_patient, visible_patients
+from api.authz import MANAGE_CARE_TEAM, MANAGE_PATIENT, authorize_patient, visible_patients
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.pagination import SortKey, keyset, page_of
 from api.patients.schemas import (
@@ -89,8 +89,13 @@ async def list_patients(
     return patients, next_cursor
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict) -> None:
+    """An Idempotency-Key replay of a patient's registration is a read of the patient (api.idempotency)."""
+    await authorize_patient(session, caller, uuid.UUID(stored["id"]), "patient.read")
+
+
 async def update_patient(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, request: PatientUpdate) -> Patient:
-    patient = await authorize_patient(session, caller, patient_id, "patient.update", roles=STAFF)
+    patient = await authorize_patient(session, caller, patient_id, "patient.update", allow=MANAGE_PATIENT)
     changes = request.model_dump(exclude_unset=True)
     required = [name for name in ("full_name", "date_of_birth", "timezone") if name in changes and changes[name] is None]
     if required:
@@ -114,7 +119,7 @@ async def assign_care_team_member(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID, user_id: uuid.UUID, role: CareTeamRole
 ) -> tuple[CareTeamMemberPublic, bool]:
     """Adds or re-roles a clinician on the care team; returns (member, created)."""
-    await authorize_patient(session, caller, patient_id, "care_team.assign", roles=STAFF,
+    await authorize_patient(session, caller, patient_id, "care_team.assign", allow=MANAGE_CARE_TEAM,
                             resource_type="care_team_member", resource_id=user_id)
     user = await get_staff_member(session, caller.organization_id, user_id)
     if user is None:
@@ -136,7 +141,7 @@ async def assign_care_team_member(
 async def remove_care_team_member(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
-    await authorize_patient(session, caller, patient_id, "care_team.remove", roles=STAFF,
+    await authorize_patient(session, caller, patient_id, "care_team.remove", allow=MANAGE_CARE_TEAM,
                             resource_type="care_team_member", resource_id=user_id)
     member = await session.get(CareTeamMember, (patient_id, user_id))
     if member is None:
@@ -148,7 +153,7 @@ async def remove_care_team_member(
 async def issue_enrollment_code(
     session: AsyncSession, settings: Settings, caller: Caller, patient_id: uuid.UUID
 ) -> EnrollmentCodePublic:
-    await authorize_patient(session, caller, patient_id, "enrollment_code.create", roles=STAFF,
+    await authorize_patient(session, caller, patient_id, "enrollment_code.create", allow=MANAGE_PATIENT,
                             resource_type="enrollment_code")
     has_login = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient_id))
     if has_login.scalar_one():

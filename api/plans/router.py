@@ -36,7 +36,8 @@ async def create_plan(
         return Created(body=service.present(plan, caller).model_dump(mode="json"),
                        headers={"ETag": service.etag(plan), "Location": f"/v1/plans/{plan.id}"})
 
-    return await run_idempotent(session, caller, idempotency_key, request, body, create)
+    return await run_idempotent(session, caller, idempotency_key, request, body, create,
+                                lambda stored: service.authorize_replay(session, caller, stored))
 
 
 @router.get("/patients/{patient_id}/plans", response_model=PlanPage, responses=problem_responses(401, 404, 422))

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox
-from api.authz import ALL_ROLES, STAFF, authorize_patient, authorize_patient_of
+from api.authz import READ, STAFF_READ, WRITE_PLANS, Permission, authorize_patient, authorize_patient_of
 from api.errors import Conflict, PreconditionFailed, ValidationFailed
 from api.plans import queries
 from api.plans.schemas import (
@@ -43,8 +43,6 @@ from models.patients import Patient
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.users import Role
 
-# Plans are the prescriber's record: clinicians on the care team write them; admins and the patient only read.
-WRITERS = frozenset({Role.clinician})
 PLAN_NOT_FOUND = "Plan not found"
 
 TRANSITIONS: dict[PlanStatus, frozenset[PlanStatus]] = {
@@ -97,10 +95,10 @@ def _plan_updated(session: AsyncSession, organization_id: uuid.UUID, plan: Treat
 
 
 async def _authorized_plan(
-    session: AsyncSession, caller: Caller, plan_id: uuid.UUID, action: str, roles: Collection[Role]
+    session: AsyncSession, caller: Caller, plan_id: uuid.UUID, action: str, allow: Permission
 ) -> tuple[TreatmentPlan, Patient]:
     plan = await queries.get(session, plan_id)
-    patient = await authorize_patient_of(session, caller, plan.patient_id if plan else None, action, roles=roles,
+    patient = await authorize_patient_of(session, caller, plan.patient_id if plan else None, action, allow=allow,
                                          resource_type="plan", resource_id=plan_id, not_found=PLAN_NOT_FOUND)
     return plan, patient
 
@@ -111,7 +109,7 @@ def _check_if_match(plan: TreatmentPlan, if_match: str | None) -> None:
 
 async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, body: PlanCreate) -> TreatmentPlan:
     plan_id = uuid.uuid4()
-    patient = await authorize_patient(session, caller, patient_id, "plan.create", roles=WRITERS,
+    patient = await authorize_patient(session, caller, patient_id, "plan.create", allow=WRITE_PLANS,
                                       resource_type="plan", resource_id=plan_id)
     now = utcnow()
     content = body.model_dump(mode="json")
@@ -128,8 +126,14 @@ async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UU
     return plan
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict[str, Any]) -> None:
+    """An Idempotency-Key replay of a plan's creation is a read of the plan (api.idempotency)."""
+    await authorize_patient(session, caller, uuid.UUID(stored["patient_id"]), "plan.read", resource_type="plan",
+                            resource_id=stored["id"])
+
+
 async def read_plan(session: AsyncSession, caller: Caller, plan_id: uuid.UUID) -> tuple[PlanView, str]:
-    plan, _ = await _authorized_plan(session, caller, plan_id, "plan.read", ALL_ROLES)
+    plan, _ = await _authorized_plan(session, caller, plan_id, "plan.read", READ)
     answer = present(plan, caller), etag(plan)
     await session.commit()
     return answer
@@ -150,7 +154,7 @@ async def update_plan(
 ) -> tuple[PlanView, str]:
     """Merges the sent top-level fields into the plan and validates the result as a whole (a new start_date
     must still precede the goals' dates). Nothing changed: the plan as it is, no new revision."""
-    plan, patient = await _authorized_plan(session, caller, plan_id, "plan.update", WRITERS)
+    plan, patient = await _authorized_plan(session, caller, plan_id, "plan.update", WRITE_PLANS)
     _check_if_match(plan, if_match)
     if plan.status in CLOSED:
         raise Conflict(f"A {plan.status} plan is a closed record and cannot be edited")
@@ -177,7 +181,7 @@ async def change_status(
     """Moves the plan along the lifecycle. If-Match is optional here: the transition is checked against the
     current status, and a change that lands between reading and writing the plan makes this one 409 (412 when an
     If-Match named the revision read)."""
-    plan, patient = await _authorized_plan(session, caller, plan_id, "plan.status", WRITERS)
+    plan, patient = await _authorized_plan(session, caller, plan_id, "plan.status", WRITE_PLANS)
     if if_match is not None:
         _check_if_match(plan, if_match)
     if change.status not in TRANSITIONS[plan.status]:
@@ -232,7 +236,7 @@ async def list_revisions(
 ) -> PlanRevisionPage:
     """The care team's and admins' view of the history; patients do not see it (it holds clinician-only notes and
     override reasons)."""
-    await _authorized_plan(session, caller, plan_id, "plan.revisions", STAFF)
+    await _authorized_plan(session, caller, plan_id, "plan.revisions", STAFF_READ)
     rows, next_cursor = await queries.revisions(session, plan_id, limit=limit, cursor=cursor)
     await session.commit()
     return PlanRevisionPage(items=[PlanRevisionPublic.model_validate(row.model_dump()) for row in rows],

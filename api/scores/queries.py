@@ -154,19 +154,12 @@ async def get(session: AsyncSession, score_id: uuid.UUID) -> Score | None:
     return await session.get(Score, score_id)
 
 
-async def tombstone(session: AsyncSession, patient_id: uuid.UUID, score_id: uuid.UUID, now: dt.datetime) -> bool:
-    """Retracts a live score of this patient; False if there is none (unknown, someone else's, or retracted)."""
+async def tombstone(session: AsyncSession, score_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Retracts the score if it is live; False if it was already retracted."""
     result: CursorResult = await session.exec(
-        update(Score)
-        .where(Score.id == score_id, Score.patient_id == patient_id, Score.deleted_at.is_(None))
-        .values(deleted_at=now, updated_at=now)
+        update(Score).where(Score.id == score_id, Score.deleted_at.is_(None)).values(deleted_at=now, updated_at=now)
     )
     return result.rowcount == 1
-
-
-async def belongs_to(session: AsyncSession, patient_id: uuid.UUID, score_id: uuid.UUID) -> bool:
-    found = await session.exec(select(Score.id).where(Score.id == score_id, Score.patient_id == patient_id))
-    return found.scalar_one_or_none() is not None
 
 
 def _filtered(patient_id: uuid.UUID, query: ScoreQuery) -> Select:

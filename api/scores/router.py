@@ -34,7 +34,8 @@ async def create_my_scores(body: ScoreBatch, caller: PatientCaller, session: Ses
 @router.delete("/me/scores/{score_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses=problem_responses(401, 403, 404, 422))
 async def retract_my_score(score_id: uuid.UUID, caller: PatientCaller, session: SessionDep) -> None:
-    """Retract an entry made in error: it stays as a tombstone (deleted_at) that delta sync hands to other devices."""
+    """Retract an entry made in error: it stays as a tombstone (deleted_at) that delta sync hands to other devices.
+    Only the patient's own reports: a score the care team entered in clinic is 403."""
     await service.retract(session, caller, score_id)
 
 
@@ -65,3 +66,11 @@ async def list_patient_scores(patient_id: uuid.UUID, caller: CallerDep, session:
 async def read_score(score_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> ScorePublic:
     """One score, tombstone included, for anyone who may see its patient."""
     return await service.read(session, caller, score_id)
+
+
+@router.delete("/scores/{score_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=problem_responses(401, 403, 404, 422))
+async def retract_score(score_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> None:
+    """Retract a score entered in error, kept as a tombstone: a care-team clinician the in-clinic scores, a patient
+    their own reports (a patient's report is never retracted by the clinic, nor an in-clinic score by the patient)."""
+    await service.retract(session, caller, score_id)

@@ -24,7 +24,7 @@ from api.errors import Problem
 from api.instruments.registry import get_instrument
 from api.instruments.schemas import InstrumentCode
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from api.types import RequestModel
+from api.types import BoundedInstant, RequestModel
 from models.base import utcnow
 
 MAX_BATCH = 500
@@ -90,11 +90,11 @@ class ScoreQuery:
 
     instrument: Annotated[InstrumentCode | None, Query()] = None
     recorded_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="recorded_at at or after (RFC 3339)")
+        BoundedInstant | None, Query(alias="from", description="recorded_at at or after (RFC 3339)")
     ] = None
-    recorded_to: Annotated[AwareDatetime | None, Query(alias="to", description="recorded_at before (RFC 3339)")] = None
+    recorded_to: Annotated[BoundedInstant | None, Query(alias="to", description="recorded_at before (RFC 3339)")] = None
     updated_since: Annotated[
-        AwareDatetime | None,
+        BoundedInstant | None,
         Query(description="Delta sync: changes (tombstones included) at or after this server time; send the "
                           "previous answer's sync_watermark"),
     ] = None

@@ -18,10 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox, pagination
 from api.alerts import service as alerts
 from api.audit import service as audit
-from api.authz import authorize_patient, authorize_patient_of
+from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
 from api.context import request_id_var
 from api.db import engine_of
-from api.errors import TYPE_PREFIX, Conflict, NotFound, ProblemError, ValidationFailed
+from api.errors import TYPE_PREFIX, Conflict, Forbidden, ProblemError, ValidationFailed
 from api.instruments.registry import INSTRUMENTS
 from api.scores import queries
 from api.scores.schemas import (
@@ -35,14 +35,12 @@ from api.scores.schemas import (
     ScoreQuery,
 )
 from api.security.tokens import Caller
+from api.types import instant_in_range
 from models.base import utcnow
 from models.alerts import AlertPriority
 from models.scores import Score
 from models.users import Role
 
-# Who may enter scores: a patient their own, a care-team clinician in clinic. Admins see scores but do not enter them.
-ENTERING_ROLES = frozenset({Role.patient, Role.clinician})
-PATIENT_ONLY = frozenset({Role.patient})
 # Delta-sync watermarks trail the server clock by this much, which must exceed the longest time between stamping
 # `updated_at` and committing (one request's transaction, milliseconds normally) plus clock skew between API hosts.
 SYNC_MARGIN = dt.timedelta(minutes=5)
@@ -73,6 +71,10 @@ def present(score: Mapping[str, Any], viewer: Caller) -> ScorePublic:
     )
 
 
+def _source_of(caller: Caller) -> str:
+    return "clinician" if caller.role == Role.clinician else "patient"
+
+
 def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: dt.datetime) -> dict[str, Any]:
     """Every column of a new score: plain values, cheaper than a table object on the hot path."""
     scored = INSTRUMENTS[entry.instrument].score(entry.items)
@@ -87,7 +89,7 @@ def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: d
         "recorded_at": entry.recorded_at.astimezone(dt.UTC),
         "recorded_offset_minutes": int(offset.total_seconds() // 60),
         "received_at": now,
-        "source": "clinician" if caller.role == Role.clinician else "patient",
+        "source": _source_of(caller),
         "entered_by": caller.user_id,
         "note": entry.note,
         "updated_at": now,
@@ -99,10 +101,14 @@ def _values(score: Score) -> dict[str, Any]:
     return {column: getattr(score, column) for column in _COLUMNS}
 
 
-def _is_replay(stored: Mapping[str, Any] | None, entry: ScoreCreate, patient_id: uuid.UUID) -> bool:
-    """Same patient and same body: recorded_at compared as an instant, whatever offset it came with."""
+def _is_replay(stored: Mapping[str, Any] | None, entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller) -> bool:
+    """The same caller sending the same body for the same patient again: recorded_at compared as an instant,
+    whatever offset it came with. Only the score's own author replays it: for anyone else the id is simply taken
+    (the same 409 whatever the body), or comparing bodies would confirm guesses of content they may not see, such
+    as a clinician's note."""
     return (
         stored is not None
+        and stored["entered_by"] == caller.user_id
         and stored["patient_id"] == patient_id
         and stored["instrument"] == entry.instrument
         and list(stored["items"]) == entry.items
@@ -153,7 +159,7 @@ async def create(
     score = _new_score(entry, patient_id, caller, utcnow()) if patient_id is not None else None
     # Urgent answers raise an alert too: that rare case takes the ordinary path, which writes it in the same
     # transaction.
-    if (score is not None and caller.role in ENTERING_ROLES and not _urgent_answers(score)
+    if (score is not None and caller.role in ENTER_SCORES.roles and not _urgent_answers(score)
             and queries.writes_in_one_statement(engine)):
         _, inserted = await queries.insert_if_visible(
             engine, caller, score,
@@ -171,7 +177,7 @@ async def create(
 async def _create(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, entry: ScoreCreate
 ) -> tuple[ScorePublic, bool]:
-    patient = await authorize_patient(session, caller, patient_id, "score.create", roles=ENTERING_ROLES,
+    patient = await authorize_patient(session, caller, patient_id, "score.create", allow=ENTER_SCORES,
                                       resource_type="score", resource_id=entry.id)
     patient_id, organization_id = patient.id, patient.organization_id
     score = _new_score(entry, patient_id, caller, utcnow())
@@ -180,7 +186,7 @@ async def _create(
         await session.commit()
         return present(score, caller), True
     stored = (await _stored(session, [entry.id])).get(entry.id)
-    if not _is_replay(stored, entry, patient_id):
+    if not _is_replay(stored, entry, patient_id, caller):
         await audit.record_denied(session, caller, "score.create", resource_type="score", resource_id=entry.id,
                                   patient_id=patient_id)
         raise Conflict(ID_TAKEN)
@@ -207,7 +213,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
     A bounded number of statements whatever the batch size: one insert for every new entry, one select for the
     ids that were taken, then a single commit with the audit and outbox rows.
     """
-    patient = await authorize_patient(session, caller, caller.patient_id, "score.batch", roles=PATIENT_ONLY,
+    patient = await authorize_patient(session, caller, caller.patient_id, "score.batch", allow=OWN_RECORDS_ONLY,
                                       resource_type="score")
     patient_id, organization_id = patient.id, patient.organization_id
     now = utcnow()
@@ -232,7 +238,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
         if score_id in inserted:
             await _score_created(session, caller, organization_id, score)
             results[index] = BatchScored(id=score_id, status=201, score=present(score, caller))
-        elif _is_replay(stored.get(score_id), entry, patient_id):
+        elif _is_replay(stored.get(score_id), entry, patient_id, caller):
             results[index] = BatchScored(id=score_id, status=200, score=present(stored[score_id], caller))
         else:
             results[index] = BatchProblem(id=score_id, status=409, problem=conflict)
@@ -241,7 +247,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
     for index, entry in repeats:
         first_index, _, first_score = firsts[entry.id]
         first = results[first_index]
-        if isinstance(first, BatchScored) and _is_replay(first_score, entry, patient_id):
+        if isinstance(first, BatchScored) and _is_replay(first_score, entry, patient_id, caller):
             results[index] = BatchScored(id=entry.id, status=200, score=first.score)
         else:
             results[index] = BatchProblem(id=entry.id, status=409, problem=conflict)
@@ -250,15 +256,21 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
 
 
 async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> None:
-    """Tombstones the patient's own score; repeating it is harmless. Unknown or someone else's: 404."""
-    patient = await authorize_patient(session, caller, caller.patient_id, "score.delete", roles=PATIENT_ONLY,
-                                      resource_type="score", resource_id=score_id)
-    patient_id = patient.id
-    if not await queries.tombstone(session, patient_id, score_id, utcnow()):
-        if not await queries.belongs_to(session, patient_id, score_id):
-            await audit.record_denied(session, caller, "score.delete", resource_type="score", resource_id=score_id,
-                                      patient_id=patient_id)
-            raise NotFound(SCORE_NOT_FOUND)
+    """Tombstones a score entered in error; repeating it is harmless. Unknown or invisible: 404.
+
+    An entry is retracted by its kind of author: a patient their own self-reports, a care-team clinician the
+    in-clinic ones. A patient must not make a clinician's in-clinic PHQ-9 vanish from the charts, nor a clinician
+    a patient's own report (403 for both: the score is visible, so 404 would be a lie).
+    """
+    score = await queries.get(session, score_id)
+    patient_id, source = (score.patient_id, score.source) if score else (None, None)
+    await authorize_patient_of(session, caller, patient_id, "score.delete", allow=ENTER_SCORES, resource_type="score",
+                               resource_id=score_id, not_found=SCORE_NOT_FOUND)
+    if source != _source_of(caller):
+        await audit.record_denied(session, caller, "score.delete", resource_type="score", resource_id=score_id,
+                                  patient_id=patient_id)
+        raise Forbidden("Only the patient retracts their own reports, and only the care team the scores it entered")
+    await queries.tombstone(session, score_id, utcnow())
     await session.commit()
 
 
@@ -280,12 +292,9 @@ def _first_page_watermark(cursor: str | None) -> dt.datetime:
     if carried is None:
         return utcnow() - SYNC_MARGIN
     try:
-        watermark = dt.datetime.fromisoformat(carried)
+        return instant_in_range(dt.datetime.fromisoformat(carried))
     except ValueError:
-        watermark = None
-    if watermark is None or watermark.tzinfo is None:
-        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor")
-    return watermark
+        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
 
 
 async def list_scores(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.authz import SUPERVISING_TEAM_ROLES
 from api.pagination import SortKey, keyset, page_of
 from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
 from models.patients import CareTeamMember, Patient
@@ -72,11 +73,13 @@ async def plan(session: AsyncSession, plan_id: uuid.UUID) -> TreatmentPlan | Non
 
 
 async def is_care_team_clinician(session: AsyncSession, patient: Patient, user_id: uuid.UUID) -> bool:
-    """Whether the user is an active clinician of the patient's organization on the patient's care team."""
+    """Whether the user is an active clinician of the patient's organization on the patient's care team in a role
+    that may supervise a dosing session (prescriber or monitor)."""
     stmt = (
         select(User.id)
         .join(CareTeamMember, CareTeamMember.user_id == User.id)
         .where(User.id == user_id, User.organization_id == patient.organization_id, User.role == Role.clinician,
-               User.is_active.is_(True), CareTeamMember.patient_id == patient.id)
+               User.is_active.is_(True), CareTeamMember.patient_id == patient.id,
+               CareTeamMember.role.in_(SUPERVISING_TEAM_ROLES))
     )
     return (await session.exec(stmt)).first() is not None

@@ -44,7 +44,8 @@ async def create_session(
         return Created(body=service.present(row, caller).model_dump(mode="json"),
                        headers={"ETag": service.etag(row), "Location": f"/v1/sessions/{row.id}"})
 
-    return await run_idempotent(session, caller, idempotency_key, request, body, create)
+    return await run_idempotent(session, caller, idempotency_key, request, body, create,
+                                lambda stored: service.authorize_replay(session, caller, stored["id"]))
 
 
 @router.get("/patients/{patient_id}/sessions", response_model=SessionPage,
@@ -107,4 +108,5 @@ async def add_addendum(
         addendum = await service.add_addendum(session, caller, session_id, body)
         return Created(body=AddendumPublic.model_validate(addendum, from_attributes=True).model_dump(mode="json"))
 
-    return await run_idempotent(session, caller, idempotency_key, request, body, create)
+    return await run_idempotent(session, caller, idempotency_key, request, body, create,
+                                lambda stored: service.authorize_replay(session, caller, stored["session_id"]))

@@ -19,8 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.alerts import service as alerts
 from api.audit import service as audit
-from api.authz import ALL_ROLES, authorize_patient, authorize_patient_of
-from api.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from api.authz import READ, WRITE_SESSIONS, Permission, authorize_patient, authorize_patient_of
+from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from api.preconditions import check_if_match
 from api.security.tokens import Caller
 from api.sessions import queries, warnings
@@ -43,8 +43,6 @@ from models.patients import Patient
 from models.plans import TreatmentPlan
 from models.users import Role
 
-# A session is the supervising team's clinical record: care-team clinicians write it; admins and the patient read.
-WRITERS = frozenset({Role.clinician})
 # An unsigned draft may still be wrong: patients see their sessions once signed.
 PATIENT_VISIBLE = (SessionStatus.signed,)
 SESSION_NOT_FOUND = "Session not found"
@@ -85,12 +83,12 @@ def _flagged(found: list[dict[str, str]]) -> dict[str, Any]:
 
 
 async def _authorized_session(
-    session: AsyncSession, caller: Caller, session_id: uuid.UUID, action: str, roles: Collection[Role]
+    session: AsyncSession, caller: Caller, session_id: uuid.UUID, action: str, allow: Permission
 ) -> tuple[DosingSession, Patient]:
     row = await queries.get(session, session_id)
     patient_id = row.patient_id if row else None
     hidden_draft = row is not None and row.status not in PATIENT_VISIBLE
-    patient = await authorize_patient_of(session, caller, patient_id, action, roles=roles, resource_type="session",
+    patient = await authorize_patient_of(session, caller, patient_id, action, allow=allow, resource_type="session",
                                          resource_id=session_id, not_found=SESSION_NOT_FOUND)
     if caller.role == Role.patient and hidden_draft:
         await audit.record_denied(session, caller, action, resource_type="session", resource_id=session_id,
@@ -123,7 +121,8 @@ async def _linked_plan(
 async def _check_supervisor(session: AsyncSession, patient: Patient, user_id: uuid.UUID) -> None:
     if not await queries.is_care_team_clinician(session, patient, user_id):
         raise ValidationFailed.at(["body", "supervising_clinician_id"],
-                                  "Must be an active clinician on the patient's care team")
+                                  "Must be an active clinician on the patient's care team as prescriber or "
+                                  "monitor")
 
 
 async def _warnings(
@@ -138,7 +137,7 @@ async def create_session(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID, body: SessionCreate
 ) -> DosingSession:
     session_id = uuid.uuid4()
-    patient = await authorize_patient(session, caller, patient_id, "session.create", roles=WRITERS,
+    patient = await authorize_patient(session, caller, patient_id, "session.create", allow=WRITE_SESSIONS,
                                       resource_type="session", resource_id=session_id)
     await _check_supervisor(session, patient, body.supervising_clinician_id)
     plan = await _linked_plan(session, patient, body, verify=True)
@@ -153,8 +152,13 @@ async def create_session(
     return row
 
 
+async def authorize_replay(session: AsyncSession, caller: Caller, session_id: str) -> None:
+    """An Idempotency-Key replay of a session's (or its addendum's) creation is a read of the session."""
+    await _authorized_session(session, caller, uuid.UUID(session_id), "session.read", READ)
+
+
 async def read_session(session: AsyncSession, caller: Caller, session_id: uuid.UUID) -> tuple[SessionView, str]:
-    row, _ = await _authorized_session(session, caller, session_id, "session.read", ALL_ROLES)
+    row, _ = await _authorized_session(session, caller, session_id, "session.read", READ)
     addenda = await queries.addenda(session, [row.id]) if caller.role != Role.patient else {}
     answer = present(row, caller, addenda.get(row.id, [])), etag(row)
     await session.commit()
@@ -181,7 +185,7 @@ async def update_session(
     """Merges the sent top-level fields into the draft, validates the result as a whole and recomputes the
     warnings. Nothing changed: the session as it is, no new revision. A signed session is 409 whatever the
     If-Match, because no fresher read could make the edit possible."""
-    row, patient = await _authorized_session(session, caller, session_id, "session.update", WRITERS)
+    row, patient = await _authorized_session(session, caller, session_id, "session.update", WRITE_SESSIONS)
     if row.status == SessionStatus.signed:
         raise Conflict(SIGNED_IS_FINAL)
     _check_if_match(row, if_match)
@@ -208,9 +212,14 @@ async def sign_session(
     """Signs the draft: records signer and time, computes the warnings one last time and freezes the record.
     If-Match is optional: without one the draft as currently stored is signed, and a change that lands between
     reading and signing makes this request 409 (412 when an If-Match named the revision read)."""
-    row, patient = await _authorized_session(session, caller, session_id, "session.sign", WRITERS)
+    row, patient = await _authorized_session(session, caller, session_id, "session.sign", WRITE_SESSIONS)
     if row.status == SessionStatus.signed:
         raise Conflict(SIGNED_IS_FINAL)
+    if row.supervising_clinician_id != caller.user_id:
+        patient_id = patient.id  # read before the denial's rollback expires it
+        await audit.record_denied(session, caller, "session.sign", resource_type="session", resource_id=session_id,
+                                  patient_id=patient_id)
+        raise Forbidden("A session is signed by its supervising clinician")
     if if_match is not None:
         _check_if_match(row, if_match)
     missing = [name for name in REQUIRED_TO_SIGN if getattr(row, name) is None]
@@ -264,7 +273,7 @@ async def add_addendum(
     session: AsyncSession, caller: Caller, session_id: uuid.UUID, body: AddendumCreate
 ) -> SessionAddendum:
     """Appends a correction to a signed session. A draft has none: it is still edited directly (409)."""
-    row, _ = await _authorized_session(session, caller, session_id, "session.addendum", WRITERS)
+    row, _ = await _authorized_session(session, caller, session_id, "session.addendum", WRITE_SESSIONS)
     if row.status != SessionStatus.signed:
         raise Conflict("Addenda are for signed sessions; edit the draft itself with PATCH")
     addendum = SessionAddendum(session_id=row.id, text=body.text, author_id=caller.user_id, created_at=utcnow())

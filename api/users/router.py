@@ -26,7 +26,9 @@ async def create_user(
         user = await service.create_user(session, caller.organization_id, body, caller=caller)
         return Created(body=UserPublic.model_validate(user, from_attributes=True).model_dump(mode="json"))
 
-    return await run_idempotent(session, caller, idempotency_key, request, body, create)
+    # Staff records of the caller's own organization, for admins only (AdminCaller): nothing patient-scoped to
+    # re-check on a replay.
+    return await run_idempotent(session, caller, idempotency_key, request, body, create, None)
 
 
 @router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))

@@ -1,0 +1,76 @@
+"""The assessment schedule's rules (the contract's "Schedules and reminders"), as pure functions of local dates.
+
+Everything here works on the patient's local calendar days: the route and the worker's overdue sweep turn instants
+into days in the patient's zone before calling these, so a score at 23:30 in Auckland counts on the Auckland day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+# Adherence looks back over the last 28 local days, today included.
+ADHERENCE_WINDOW_DAYS = 28
+
+
+def next_due_on(start_date: dt.date, every_days: int, last_day: dt.date | None) -> dt.date:
+    """The local day of the last score since the plan's start plus the interval; the start date itself when there
+    is none since it. Never before the start: a score taken before the plan does not move its first due date."""
+    if last_day is None or last_day < start_date:
+        return start_date
+    return last_day + dt.timedelta(days=every_days)
+
+
+def overdue_days(due_on: dt.date, today: dt.date) -> int:
+    """How many local days today is past the due date; 0 when it is not."""
+    return max(0, (today - due_on).days)
+
+
+def adherence_window(start_date: dt.date, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The last 28 local days, or the days since the start when that is shorter; None before the plan starts."""
+    first = max(today - dt.timedelta(days=ADHERENCE_WINDOW_DAYS - 1), start_date)
+    return None if first > today else (first, today)
+
+
+def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_scores: Collection[dt.date]) -> float | None:
+    """min(1, distinct local days with a score in the window ÷ the due dates in it, rounded up), to 2 decimals;
+    None while the plan has not started (no due date yet)."""
+    window = adherence_window(start_date, today)
+    if window is None:
+        return None
+    first, last = window
+    due_dates = math.ceil(((last - first).days + 1) / every_days)
+    completed = sum(1 for day in set(days_with_scores) if first <= day <= last)
+    share = min(Decimal(1), Decimal(completed) / Decimal(due_dates))
+    return float(share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of the plan's `assessments`, as the schedule answers it."""
+
+    instrument: str
+    every_days: int
+    last_completed_at: dt.datetime | None
+    next_due_on: dt.date
+    overdue_days: int
+    adherence_28d: float | None
+
+
+def entry(
+    instrument: str, every_days: int, start_date: dt.date, today: dt.date, zone: dt.tzinfo,
+    last_at: dt.datetime | None, recent: Collection[dt.datetime],
+) -> Entry:
+    """The schedule line of one instrument: `last_at` is its last live score (any time), `recent` the instants of
+    its live scores over at least the adherence window."""
+    last_day = last_at.astimezone(zone).date() if last_at is not None else None
+    since_start = last_at if last_day is not None and last_day >= start_date else None
+    due = next_due_on(start_date, every_days, last_day)
+    return Entry(
+        instrument=instrument, every_days=every_days, last_completed_at=since_start, next_due_on=due,
+        overdue_days=overdue_days(due, today),
+        adherence_28d=adherence(start_date, every_days, today, [at.astimezone(zone).date() for at in recent]),
+    )
