@@ -1,4 +1,4 @@
-"""`calmtrack` console script: migrate, serve, create-admin."""
+"""`calmtrack` console script: migrate, serve, create-admin, worker."""
 
 from __future__ import annotations
 
@@ -61,6 +61,33 @@ def _create_admin(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from api import worker
+    from api.db import create_engine, session_factory
+    from api.logging import configure_logging
+    from api.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            if args.once:
+                produced = await worker.run_once(session_factory(engine), settings)
+                print(", ".join(f"{name}: {count}" for name, count in produced.items()))
+            else:
+                await worker.run_forever(session_factory(engine), settings)
+            return 0
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calmtrack", description="Calmtrack API server and administration")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--password", help="prompted for when omitted")
     admin.add_argument("--full-name")
     admin.set_defaults(run=_create_admin)
+
+    work = commands.add_parser("worker", help="run the periodic jobs (overdue assessments); several may run at once")
+    work.add_argument("--once", action="store_true", help="run every job once, then exit (cron, tests)")
+    work.set_defaults(run=_worker)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # FastAPI's OpenTelemetry tracing, metrics and logs, sent to the globally configured providers.
     telemetry_enabled: bool = False
     webhook_allow_private_targets: bool = False
+    # How often `calmtrack worker` looks for assessments overdue by more than 3 days.
+    overdue_sweep_seconds: int = Field(default=900, ge=1, le=86_400)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

@@ -32,7 +32,9 @@ async def raise_alert(
     session: AsyncSession, caller: Caller | None, *, organization_id: uuid.UUID, patient_id: uuid.UUID, kind: str,
     priority: AlertPriority, source_type: str, source_id: uuid.UUID, message: str,
 ) -> None:
-    """Adds the alert to the caller's transaction, unless this source already raised one of this kind."""
+    """Adds the alert to the caller's transaction, unless this source already raised one of this kind (the unique
+    (source_type, source_id, kind) index decides, so retries and concurrent workers never raise it twice). Without a
+    caller the worker raised it: audited as the system."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     alert_id = uuid.uuid4()
     raised = await session.exec(
@@ -44,10 +46,11 @@ async def raise_alert(
         .returning(Alert.id)
     )
     if raised.scalar_one_or_none() is None:
-        return
+        return False
     audit.record(session, caller, "alert.raise", resource_type="alert", resource_id=alert_id, patient_id=patient_id,
-                 organization_id=organization_id)
+                 organization_id=organization_id, actor_type="system")
     outbox.enqueue(session, organization_id, "alert.raised", {"alert_id": alert_id, "patient_id": patient_id})
+    return True
 
 
 async def list_alerts(

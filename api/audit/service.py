@@ -27,14 +27,16 @@ def event_values(
     resource_id: object | None,
     patient_id: uuid.UUID | None,
     organization_id: uuid.UUID | None,
+    actor_type: str | None = None,
 ) -> dict[str, Any]:
-    """Every column of one event, for callers that write it in their own statement (see api.scores.queries)."""
+    """Every column of one event, for callers that write it in their own statement (see api.scores.queries).
+    Without a caller the actor is `anonymous` (a failed login), or `system` when said (the worker's sweeps)."""
     return {
         "id": uuid.uuid4(),
         "at": utcnow(),
         "organization_id": organization_id or (caller.organization_id if caller else None),
         "actor_id": caller.user_id if caller else None,
-        "actor_type": "user" if caller else "anonymous",
+        "actor_type": "user" if caller else actor_type or "anonymous",
         "action": action,
         "outcome": outcome,
         "resource_type": resource_type,
@@ -58,11 +60,12 @@ def record(
     patient_id: uuid.UUID | None = None,
     organization_id: uuid.UUID | None = None,
     outcome: str = SUCCESS,
+    actor_type: str | None = None,
 ) -> None:
     """Adds an event to the current transaction; it is written when the caller commits."""
     session.add(
         _event(caller, action, outcome=outcome, resource_type=resource_type, resource_id=resource_id,
-               patient_id=patient_id, organization_id=organization_id)
+               patient_id=patient_id, organization_id=organization_id, actor_type=actor_type)
     )
 
 
