@@ -1,7 +1,8 @@
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import Column, SmallInteger
+from sqlalchemy import Column, Float, SmallInteger
 from sqlmodel import Field, SQLModel
 
 from models.base import id_field, instant_field
@@ -10,6 +11,16 @@ from models.base import id_field, instant_field
 # configuration (domain.md), not a published rule; admins change them with PATCH /v1/organization/settings.
 DEFAULT_MAX_SYSTOLIC = 160
 DEFAULT_MAX_DIASTOLIC = 100
+# Dose ceilings for every session, planned or not (domain.md): intranasal esketamine 84 mg (the label's maximum);
+# ketamine iv, im or subcutaneous 1.0 mg/kg (the highest dose of the anxiety dose-ranging studies, Glue et al.
+# 2017/2018); oral, sublingual and intranasal ketamine have no default ceiling (null) until an admin sets one.
+DEFAULT_ESKETAMINE_MAX_MG = 84.0
+DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG = 1.0
+
+
+def _setting(default: float, sa_type: type[SmallInteger] | type[Float]) -> Any:
+    """A required setting whose default is also the column's server default (rows that predate it get it too)."""
+    return Field(default=default, sa_column=Column(sa_type, nullable=False, server_default=str(default)))
 
 
 class Organization(SQLModel, table=True):
@@ -18,11 +29,10 @@ class Organization(SQLModel, table=True):
     id: uuid.UUID = id_field()
     name: str = Field(max_length=200)
     created_at: dt.datetime = instant_field(default_now=True)
-    default_max_systolic: int = Field(
-        default=DEFAULT_MAX_SYSTOLIC,
-        sa_column=Column(SmallInteger, nullable=False, server_default=str(DEFAULT_MAX_SYSTOLIC)),
-    )
-    default_max_diastolic: int = Field(
-        default=DEFAULT_MAX_DIASTOLIC,
-        sa_column=Column(SmallInteger, nullable=False, server_default=str(DEFAULT_MAX_DIASTOLIC)),
-    )
+    default_max_systolic: int = _setting(DEFAULT_MAX_SYSTOLIC, SmallInteger)
+    default_max_diastolic: int = _setting(DEFAULT_MAX_DIASTOLIC, SmallInteger)
+    esketamine_max_mg: float = _setting(DEFAULT_ESKETAMINE_MAX_MG, Float)
+    ketamine_parenteral_max_mg_per_kg: float = _setting(DEFAULT_KETAMINE_PARENTERAL_MAX_MG_PER_KG, Float)
+    ketamine_oral_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
+    ketamine_sublingual_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
+    ketamine_intranasal_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)

@@ -12,6 +12,9 @@ from tests.plan_helpers import new_plan, plan_body, set_status
 # The contract's example happens on 2026-12-01; sessions cannot be recorded ahead of time, so the tests hold it
 # two days before today, at the same local times and offset.
 DAY = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date().isoformat()
+# Plans the sessions are given under start well before DAY (the example's own start date would come after it, and
+# a session before its plan's start date is flagged).
+PLAN_START = "2026-01-05"
 
 
 def at(clock: str, offset: str = "-05:00") -> str:
@@ -46,8 +49,9 @@ def session_body(world, plan_id: str | None, **overrides: Any) -> dict[str, Any]
 
 
 async def active_plan(client, world, *, patient=None, **plan_overrides: Any) -> dict[str, Any]:
-    """A plan (the contract's example unless overridden) created and activated by the care-team clinician."""
-    plan = await new_plan(client, world, plan_body(**plan_overrides), patient=patient)
+    """A plan (the contract's example, starting on PLAN_START, unless overridden) created and activated by the
+    care-team clinician."""
+    plan = await new_plan(client, world, plan_body(**{"start_date": PLAN_START, **plan_overrides}), patient=patient)
     response = await set_status(client, world.clinician, plan["id"], "active")
     assert response.status_code == 200, response.text
     return response.json()

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
-from tests.plan_helpers import rows, set_status
+from tests.plan_helpers import new_plan, plan_body, rows, set_status
 from tests.session_helpers import active_plan, new_session, sign
 
 NEW_YORK = "America/New_York"
@@ -106,7 +107,7 @@ async def test_the_contract_example_shape(client, world, app):
     assert answer["instrument"] == "gad7" and answer["bucket"] == "week" and answer["timezone"] == NEW_YORK
     assert (answer["from"], answer["to"]) == ("2026-11-01", "2026-12-31")
     assert answer["points"] == [{"bucket_start": "2026-11-30", "mean": 14.5, "min": 13, "max": 16, "n": 2}]
-    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-11-30T14:00:00Z"}
+    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-11-30T14:00:00Z", "pre_treatment": False}
     assert answer["latest"] == {"total": 13, "recorded_at": "2026-12-02T14:00:00Z"}
     assert answer["bands"] == [{"label": "minimal", "min": 0, "max": 4}, {"label": "mild", "min": 5, "max": 9},
                                {"label": "moderate", "min": 10, "max": 14}, {"label": "severe", "min": 15, "max": 21}]
@@ -153,7 +154,7 @@ async def test_iso_weeks_start_on_monday_and_mean_min_max_n(client, world, app):
     await add_scores(app, world, [("2026-06-01T00:00:00-04:00", 3), ("2026-06-03T12:00:00-04:00", 10),
                                   ("2026-06-07T23:59:59-04:00", 4), ("2026-06-08T00:00:00-04:00", 21)])
     weeks = buckets(await chart_json(client, world, bucket="week", **{"from": "2026-05-01", "to": "2026-06-30"}))
-    assert weeks == {"2026-06-01": (5.67, 3, 10, 3), "2026-06-08": (21.0, 21, 21, 1)}
+    assert weeks == {"2026-06-01": (5.7, 3, 10, 3), "2026-06-08": (21.0, 21, 21, 1)}
 
 
 async def test_tombstones_never_count(client, world, app):
@@ -209,17 +210,20 @@ async def test_other_instruments_and_patients_stay_out(client, world, app):
 # --- baseline and change ------------------------------------------------------------------------------------------
 
 
-async def test_baseline_is_the_first_score_without_an_active_plan(client, world, app):
+async def test_baseline_is_the_first_score_without_a_plan(client, world, app):
+    await new_plan(client, world, plan_body(start_date="2026-10-15", goals=[]))  # a draft is no plan yet
+    await add_session(app, world, "2026-10-05T09:00:00-04:00")  # unplanned sessions start no treatment
     await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-10T09:00:00-04:00", 14),
                                   ("2026-10-20T09:00:00-04:00", 9)])
     answer = await chart_json(client, world)
-    assert answer["baseline"] == {"total": 18, "recorded_at": "2026-10-01T13:00:00Z"}
+    assert answer["baseline"] == {"total": 18, "recorded_at": "2026-10-01T13:00:00Z", "pre_treatment": False}
     assert answer["latest"] == {"total": 9, "recorded_at": "2026-10-20T13:00:00Z"}
     assert (answer["change"], answer["percent_change"], answer["response"]) == (-9, -50.0, True)
 
 
-async def test_baseline_is_the_last_score_on_or_before_the_active_plans_start_date(client, world, app):
+async def test_before_the_plans_first_session_the_baseline_is_the_last_score_of_its_start_date(client, world, app):
     await active_plan(client, world, start_date="2026-10-15", goals=[])
+    await add_session(app, world, "2026-10-15T09:00:00-04:00")  # unplanned: not the plan's first dose
     await add_scores(app, world, [
         ("2026-10-01T09:00:00-04:00", 18),
         ("2026-10-15T23:30:00-04:00", 16),  # the start date's last local half hour (2026-10-16T03:30Z)
@@ -227,21 +231,16 @@ async def test_baseline_is_the_last_score_on_or_before_the_active_plans_start_da
         ("2026-10-30T09:00:00-04:00", 8),
     ])
     answer = await chart_json(client, world)
-    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-10-16T03:30:00Z"}
+    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-10-16T03:30:00Z", "pre_treatment": True}
     assert (answer["change"], answer["percent_change"], answer["response"]) == (-8, -50.0, True)
+    assert answer["onset"] is None  # no session of the plan yet
 
 
 async def test_an_active_plan_with_no_earlier_score_falls_back_to_the_first(client, world, app):
     await active_plan(client, world, start_date="2026-09-01", goals=[])
     await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-20T09:00:00-04:00", 12)])
-    assert (await chart_json(client, world))["baseline"]["total"] == 18
-
-
-async def test_a_paused_plan_is_not_active(client, world, app):
-    plan = await active_plan(client, world, start_date="2026-10-15", goals=[])
-    assert (await set_status(client, world.clinician, plan["id"], "paused")).status_code == 200
-    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 18), ("2026-10-14T09:00:00-04:00", 16)])
-    assert (await chart_json(client, world))["baseline"]["total"] == 18
+    baseline = (await chart_json(client, world))["baseline"]
+    assert (baseline["total"], baseline["pre_treatment"]) == (18, False)
 
 
 @pytest.mark.parametrize(("baseline", "latest", "change", "percent", "response"), [
@@ -261,7 +260,7 @@ async def test_change_percent_and_response_boundaries(client, world, app, baseli
 @pytest.mark.parametrize(("instrument", "baseline", "latest", "remission", "meaningful"), [
     ("gad7", 8, 4, True, True),     # latest 4 < 5: remission; |−4| ≥ 4
     ("gad7", 8, 5, False, False),   # 5 is not remission; |−3| < 4
-    ("gad7", 1, 5, False, True),    # worsening by 4 is meaningful too
+    ("gad7", 1, 5, None, True),     # worsening by 4 is meaningful too; from minimal, remission is not judged
     ("phq9", 9, 4, True, True),     # |−5| ≥ 5
     ("phq9", 9, 5, False, False),   # |−4| < 5
     ("suds", 90, 10, None, None),   # no remission threshold, no MCID
@@ -279,22 +278,27 @@ async def test_remission_and_clinically_meaningful_change_from_the_registry(
 async def test_a_single_score_is_both_baseline_and_latest(client, world, app):
     await add_scores(app, world, [("2026-10-01T09:00:00-04:00", 3)])
     answer = await chart_json(client, world)
-    assert answer["baseline"] == answer["latest"]
+    assert answer["baseline"] == {**answer["latest"], "pre_treatment": False}
     assert (answer["change"], answer["percent_change"], answer["response"], answer["remission"],
-            answer["clinically_meaningful_change"]) == (0, 0.0, False, True, False)
+            answer["clinically_meaningful_change"]) == (0, 0.0, None, None, False)
 
 
 # --- onset and durability -------------------------------------------------------------------------------------------
 
 
+async def treated(client, app, world, start_date: str, *sessions: str) -> dict:
+    """An active plan starting on `start_date` with a signed session at each of `sessions`."""
+    plan = await active_plan(client, world, start_date=start_date, goals=[])
+    for started_at in sessions:
+        await add_session(app, world, started_at, plan_id=plan["id"])
+    return plan
+
+
 async def test_onset_counts_from_the_plans_first_signed_session(client, world, app):
-    plan = await active_plan(client, world, start_date="2026-10-15", goals=[])
     await add_session(app, world, "2026-10-10T09:00:00-04:00")  # unplanned, before the plan's sessions
-    await add_session(app, world, "2026-10-16T09:00:00-04:00", plan_id=plan["id"])
-    await add_session(app, world, "2026-10-19T09:00:00-04:00", plan_id=plan["id"])
+    await treated(client, app, world, "2026-10-15", "2026-10-16T09:00:00-04:00", "2026-10-19T09:00:00-04:00")
     await add_scores(app, world, [
         ("2026-10-14T09:00:00-04:00", 20),  # baseline
-        ("2026-10-16T08:00:00-04:00", 9),   # meets response, but an hour before the first session
         ("2026-10-17T09:00:00-04:00", 12),
         ("2026-10-19T21:00:00-04:00", 10),  # the first response after the session: 3.5 days
         ("2026-10-25T09:00:00-04:00", 4),
@@ -303,27 +307,29 @@ async def test_onset_counts_from_the_plans_first_signed_session(client, world, a
     assert answer["onset"] == 3.5
 
 
-async def test_onset_uses_the_first_signed_session_without_a_plan_and_ignores_drafts(client, world, app):
-    await add_session(app, world, "2026-10-08T09:00:00-04:00", signed=False)  # a draft is no session yet
-    await add_session(app, world, "2026-10-10T09:00:00-04:00")
-    await add_scores(app, world, [("2026-10-09T09:00:00-04:00", 16), ("2026-10-09T15:00:00-04:00", 8),
-                                  ("2026-10-10T15:00:00-04:00", 8)])
-    answer = await chart_json(client, world)
-    assert answer["onset"] == 0.25  # six hours: rapid relief
-
-
-async def test_onset_is_null_without_a_session_or_a_response(client, world, app):
+async def test_onset_ignores_drafts(client, world, app):
+    plan = await treated(client, app, world, "2026-10-01", "2026-10-10T09:00:00-04:00")
+    await add_session(app, world, "2026-10-08T09:00:00-04:00", plan_id=plan["id"], signed=False)  # no dose yet
     await add_scores(app, world, [("2026-10-09T09:00:00-04:00", 16), ("2026-10-10T15:00:00-04:00", 8)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"]["total"] == 16 and answer["onset"] == 0.25  # six hours: rapid relief
+
+
+async def test_onset_is_null_without_a_plans_session_or_a_response(client, world, app):
+    await add_scores(app, world, [("2026-10-09T09:00:00-04:00", 16), ("2026-10-10T15:00:00-04:00", 8)])
+    await add_session(app, world, "2026-10-10T09:00:00-04:00")  # unplanned, and no plan at all
     assert (await chart_json(client, world))["onset"] is None
-    await add_session(app, world, "2026-10-11T09:00:00-04:00")  # after the only response: none since
-    assert (await chart_json(client, world))["onset"] is None
+    await treated(client, app, world, "2026-10-01", "2026-10-11T09:00:00-04:00")  # after the only response
+    answer = await chart_json(client, world)
+    assert (answer["baseline"]["total"], answer["onset"], answer["durability"]) == (8, None, None)
 
 
 async def test_durability_counts_a_lapse_by_bucket_mean_and_a_regained_response(client, world, app):
+    await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00")
     await add_scores(app, world, [
         ("2026-10-05T09:00:00-04:00", 20),  # baseline (week of 10-05)
-        ("2026-10-06T09:00:00-04:00", 9),   # first response, same week: that week is where it was met
-        ("2026-10-07T09:00:00-04:00", 15),
+        ("2026-10-06T09:00:00-04:00", 9),   # first response; its week is judged from it on: mean 10, holds
+        ("2026-10-07T09:00:00-04:00", 11),
         ("2026-10-12T09:00:00-04:00", 12),  # week 10-12: mean 10 = exactly half, holds
         ("2026-10-14T09:00:00-04:00", 8),
         ("2026-10-19T09:00:00-04:00", 8),   # week 10-19: mean 10.5, a lapse though one score responds
@@ -338,7 +344,8 @@ async def test_durability_counts_a_lapse_by_bucket_mean_and_a_regained_response(
     }
 
 
-async def test_durability_not_responding_now_and_without_lapses(client, world, app):
+async def test_durability_not_responding_now_and_regained(client, world, app):
+    await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00")
     await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 20), ("2026-10-06T09:00:00-04:00", 10),
                                   ("2026-10-13T09:00:00-04:00", 9), ("2026-10-20T09:00:00-04:00", 11)])
     lapsed = (await chart_json(client, world))["durability"]
@@ -354,6 +361,7 @@ async def test_durability_not_responding_now_and_without_lapses(client, world, a
 
 
 async def test_durability_holding_since_the_first_response(client, world, app):
+    await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00")
     await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 12), ("2026-10-06T09:00:00-04:00", 6),
                                   ("2026-10-13T21:00:00-04:00", 5)])
     durability = (await chart_json(client, world))["durability"]
@@ -368,6 +376,42 @@ async def test_no_durability_without_a_response_after_baseline(client, world, ap
                                   ("2026-10-20T09:00:00-04:00", 10)])
     answer = await chart_json(client, world)
     assert (answer["baseline"]["total"], answer["response"], answer["durability"]) == (16, False, None)
+
+
+async def test_durability_starts_at_the_end_of_the_start_date_before_any_session(client, world, app):
+    await active_plan(client, world, start_date="2026-10-15", goals=[])
+    await add_scores(app, world, [("2026-10-15T09:00:00-04:00", 16), ("2026-10-15T20:00:00-04:00", 8),
+                                  ("2026-10-16T09:00:00-04:00", 8)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"]["total"] == 8 and answer["onset"] is None
+    assert answer["durability"] is None  # 8 against 8 is no response
+
+    await add_scores(app, world, [("2026-10-17T09:00:00-04:00", 4)])
+    durability = (await chart_json(client, world))["durability"]
+    assert (durability["first_response_at"], durability["responding_now"]) == ("2026-10-17T13:00:00Z", True)
+
+
+# --- cost ------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_chart_costs_three_selects_and_the_audit_insert(client, world, app):
+    # The chart is a benchmarked hot path (bench/): the patient, the chart plan with the sessions, and the scores.
+    march = await plan_in_status(client, world, "2026-03-01", "completed")
+    await add_session(app, world, "2026-03-10T09:00:00-04:00", plan_id=march["id"])
+    await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00", "2026-10-08T12:00:00-04:00")
+    await add_scores(app, world, [("2026-10-05T09:00:00-04:00", 20), ("2026-10-06T09:00:00-04:00", 9)])
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement, *_):
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        answer = await chart_json(client, world)
+    finally:
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+    assert answer["onset"] == 0.88 and len(answer["sessions"]) == 3  # 21 hours; every signed session shown
+    assert sorted(seen) == ["INSERT", "SELECT", "SELECT", "SELECT"]
 
 
 # --- sessions overlay ------------------------------------------------------------------------------------------------
@@ -521,5 +565,152 @@ async def test_every_live_score_in_range_lands_in_exactly_one_bucket(client, app
     for point in points:
         totals = expected[point["bucket_start"]]
         assert (point["n"], point["min"], point["max"]) == (len(totals), min(totals), max(totals))
-        assert point["mean"] == round(sum(totals) / len(totals), 2)
+        expected_mean = (Decimal(sum(totals)) / Decimal(len(totals))).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        assert point["mean"] == float(expected_mean)
     assert sum(p["n"] for p in points) == sum(len(t) for t in expected.values())
+
+
+# --- the clinical review's hand-computed cases (issue 16) ------------------------------------------------------------
+# Dates are in New York: EDT (−04:00) until 2026-11-01, EST (−05:00) from then on.
+
+
+async def plan_in_status(client, world, start_date: str, *statuses: str) -> dict:
+    """A plan of world.patient starting on `start_date`, activated, then moved through `statuses`."""
+    plan = await active_plan(client, world, start_date=start_date, goals=[])
+    for status in statuses:
+        assert (await set_status(client, world.clinician, plan["id"], status)).status_code == 200
+    return plan
+
+
+@pytest.mark.parametrize("start_date", ["2026-11-02", "2026-11-05"])  # the session on or before the start date
+async def test_issue16_1_the_baseline_is_the_last_score_before_the_first_dose(client, world, app, start_date):
+    plan = await plan_in_status(client, world, start_date)
+    await add_session(app, world, "2026-11-02T09:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, [
+        ("2026-11-01T09:00:00-05:00", 16),  # before treatment
+        ("2026-11-02T18:00:00-05:00", 8),   # nine hours after the first dose
+        ("2026-11-09T09:00:00-05:00", 7),
+    ])
+    answer = await chart_json(client, world)
+    assert answer["baseline"] == {"total": 16, "recorded_at": "2026-11-01T14:00:00Z", "pre_treatment": True}
+    assert (answer["change"], answer["percent_change"], answer["response"]) == (-9, -56.3, True)
+    assert answer["onset"] == 0.38  # 9 h = 0.375 days, half up
+
+
+async def test_issue16_1_without_a_score_before_the_first_dose_the_first_score_is_flagged(client, world, app):
+    plan = await plan_in_status(client, world, "2026-11-02")
+    await add_session(app, world, "2026-11-02T09:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, [("2026-11-02T09:00:00-05:00", 12),  # at the dose itself: not before it
+                                  ("2026-11-09T09:00:00-05:00", 6)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"] == {"total": 12, "recorded_at": "2026-11-02T14:00:00Z", "pre_treatment": False}
+    assert (answer["change"], answer["percent_change"], answer["response"]) == (-6, -50.0, True)
+
+
+async def test_issue16_2_durability_judges_the_bucket_where_response_was_first_met(client, world, app):
+    plan = await plan_in_status(client, world, "2026-10-31")
+    await add_session(app, world, "2026-11-02T08:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, [
+        ("2026-10-31T09:00:00-04:00", 16),  # baseline (Saturday)
+        ("2026-11-02T12:00:00-05:00", 8),   # Monday: the first response
+        *[(f"2026-11-0{day}T09:00:00-05:00", 17) for day in range(3, 9)],  # six daily 17s, the same ISO week
+    ])
+    answer = await chart_json(client, world)
+    assert answer["response"] is False
+    assert answer["durability"] == {"first_response_at": "2026-11-02T17:00:00Z", "responding_now": False,
+                                    "lapses": 0, "response_since": None, "days_sustained": 0.0}
+
+
+async def test_issue16_3_no_response_counts_before_the_first_dose(client, world, app):
+    plan = await plan_in_status(client, world, "2026-11-01")
+    await add_session(app, world, "2026-11-05T09:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, [
+        ("2026-10-30T09:00:00-04:00", 16),
+        ("2026-11-04T08:00:00-05:00", 8),   # meets response against 16, but before any dose
+        ("2026-11-05T08:00:00-05:00", 18),  # the last score before the first dose: the baseline
+        ("2026-11-19T09:00:00-05:00", 6),
+    ])
+    answer = await chart_json(client, world)
+    assert answer["baseline"]["total"] == 18 and answer["response"] is True
+    assert answer["onset"] == 14.0
+    assert answer["durability"]["first_response_at"] == "2026-11-19T14:00:00Z"
+
+
+async def test_issue16_4_onset_counts_only_the_chart_plans_own_sessions(client, world, app):
+    march = await plan_in_status(client, world, "2026-03-01")
+    await add_session(app, world, "2026-03-10T09:00:00-04:00", plan_id=march["id"])
+    assert (await set_status(client, world.clinician, march["id"], "completed")).status_code == 200
+    november = await plan_in_status(client, world, "2026-11-02")
+    await add_scores(app, world, [("2026-11-01T09:00:00-05:00", 16), ("2026-11-13T08:00:00-05:00", 8)])
+    answer = await chart_json(client, world)
+    assert answer["response"] is True and answer["onset"] is None  # not 248 days from March's session
+
+    await add_session(app, world, "2026-11-05T09:00:00-05:00", plan_id=november["id"])
+    assert (await chart_json(client, world))["onset"] == 7.96  # 7 days 23 hours
+
+
+@pytest.mark.parametrize("statuses", [(), ("paused",), ("completed",), ("discontinued",), ("paused", "completed")])
+async def test_issue16_5_a_paused_or_finished_plan_keeps_its_baseline(client, world, app, statuses):
+    await plan_in_status(client, world, "2026-11-02", *statuses)
+    await add_scores(app, world, [("2026-09-01T09:00:00-04:00", 5), ("2026-11-01T09:00:00-05:00", 16),
+                                  ("2026-11-10T09:00:00-05:00", 8)])
+    answer = await chart_json(client, world)
+    assert answer["baseline"]["total"] == 16 and answer["baseline"].get("pre_treatment") is True
+    assert (answer["percent_change"], answer["response"]) == (-50.0, True)
+
+
+async def test_issue16_5_the_chart_plan_is_the_most_recently_started_and_never_a_draft(client, world, app):
+    await plan_in_status(client, world, "2026-06-01", "completed")
+    await plan_in_status(client, world, "2026-11-02", "paused")
+    await new_plan(client, world, plan_body(start_date="2026-11-11", goals=[]))  # a draft never counts
+    await add_scores(app, world, [("2026-05-31T09:00:00-04:00", 20), ("2026-11-01T09:00:00-05:00", 16),
+                                  ("2026-11-10T09:00:00-05:00", 8), ("2026-11-20T09:00:00-05:00", 8)])
+    assert (await chart_json(client, world))["baseline"]["total"] == 16
+
+
+async def test_issue16_5_plans_started_the_same_day_the_later_created_is_the_chart_plan(client, world, app):
+    await plan_in_status(client, world, "2026-11-02", "completed")
+    later = await plan_in_status(client, world, "2026-11-02", "completed")
+    await add_session(app, world, "2026-11-05T09:00:00-05:00", plan_id=later["id"])
+    await add_scores(app, world, [("2026-11-01T09:00:00-05:00", 16), ("2026-11-06T09:00:00-05:00", 8)])
+    assert (await chart_json(client, world))["onset"] == 1.0
+
+
+@pytest.mark.parametrize(("instrument", "totals", "percent", "response", "remission"), [
+    ("gad2", (6, 3), -50.0, None, None),      # still a positive screen: a screen has no response
+    ("suds", (80, 40), -50.0, None, None),
+    ("gad7", (1, 0), -100.0, None, None),     # minimal at baseline: nothing to respond or remit from
+    ("gad7", (3,), 0.0, None, None),          # a single pre-treatment score of 3 is no remission
+    ("gad7", (4, 2), -50.0, None, None),
+    ("gad7", (5, 2), -60.0, True, True),      # mild (5) is the lowest baseline judged
+    ("phq9", (4, 0), -100.0, None, None),
+    ("phq9", (5, 3), -40.0, False, True),
+])
+async def test_issue16_10_response_and_remission_only_for_gad7_and_phq9_from_mild(
+    client, world, app, instrument, totals, percent, response, remission
+):
+    plan = await plan_in_status(client, world, "2026-11-02")
+    await add_session(app, world, "2026-11-02T09:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, list(zip(["2026-11-01T09:00:00-05:00", "2026-11-03T09:00:00-05:00"], totals)),
+                     instrument=instrument)
+    answer = await chart_json(client, world, instrument=instrument)
+    assert (answer["percent_change"], answer["response"], answer["remission"]) == (percent, response, remission)
+    if response is None:  # onset and durability rest on response
+        assert answer["onset"] is None and answer["durability"] is None
+
+
+@pytest.mark.parametrize(("baseline", "latest", "percent"), [
+    (16, 15, -6.3), (16, 17, 6.3), (16, 9, -43.8), (8, 7, -12.5), (40, 37, -7.5), (80, 79, -1.3),
+])
+async def test_issue16_12_percentages_round_half_up(client, world, app, baseline, latest, percent):
+    await add_scores(app, world, [("2026-10-01T09:00:00-04:00", baseline), ("2026-10-08T09:00:00-04:00", latest)],
+                     instrument="suds")
+    assert (await chart_json(client, world, instrument="suds"))["percent_change"] == percent
+
+
+async def test_issue16_12_means_round_half_up_to_one_decimal(client, world, app):
+    await add_scores(app, world, [("2026-06-01T09:00:00-04:00", 10), ("2026-06-02T09:00:00-04:00", 10),
+                                  ("2026-06-03T09:00:00-04:00", 10), ("2026-06-04T09:00:00-04:00", 11),  # 10.25
+                                  ("2026-06-08T09:00:00-04:00", 2), ("2026-06-09T09:00:00-04:00", 3)])   # 2.5
+    weeks = buckets(await chart_json(client, world, **{"from": "2026-06-01", "to": "2026-06-30"}))
+    assert weeks == {"2026-06-01": (10.3, 10, 11, 4), "2026-06-08": (2.5, 2, 3, 2)}

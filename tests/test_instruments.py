@@ -49,6 +49,9 @@ def test_published_structure():
         "69737-5", "70274-6", "44249-1", "44261-6", "44260-8")
     assert (GAD7.clinically_meaningful_change, PHQ9.clinically_meaningful_change) == (4, 5)
     assert GAD7.remission_below == PHQ9.remission_below == 5
+    # Response and remission are judged from a mild baseline, and only for these two (issue 16).
+    assert GAD7.response_baseline_min == PHQ9.response_baseline_min == 5
+    assert [code for code, spec in INSTRUMENTS.items() if spec.response_baseline_min is not None] == ["gad7", "phq9"]
     assert get_instrument("gad7") is GAD7 and get_instrument("nope") is None
 
 

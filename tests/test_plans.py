@@ -33,11 +33,11 @@ async def test_create_with_the_contract_example(client, world):
     assert plan["patient_id"] == str(world.patient.id)
     for field, value in EXAMPLE_PLAN.items():
         assert plan[field] == value, field
-    assert plan["treatment_resistant"] is True
+    assert plan["treatment_resistant"] is True and plan["treatment_resistance_trials"] == [0, 1]
     assert plan["created_by"] == plan["updated_by"] == str(world.clinician.id)
     assert plan["created_at"] == plan["updated_at"] and plan["created_at"].endswith("Z")
     assert set(plan) == {*EXAMPLE_PLAN, "id", "patient_id", "status", "revision", "treatment_resistant",
-                         "created_by", "created_at", "updated_by", "updated_at"}
+                         "treatment_resistance_trials", "created_by", "created_at", "updated_by", "updated_at"}
 
 
 async def test_optional_sections_default_to_empty(client, world):
@@ -138,6 +138,7 @@ INVALID = [
     ("assessed in the future", changed(["suitability", "assessed_at"], "2099-01-01"), ["suitability", "assessed_at"]),
     ("status on create", plan_body(status="active"), ["status"]),
     ("derived field on create", plan_body(treatment_resistant=False), ["treatment_resistant"]),
+    ("derived trials on create", plan_body(treatment_resistance_trials=[0]), ["treatment_resistance_trials"]),
     ("patient_id on create", plan_body(patient_id=str(uuid.uuid4())), ["patient_id"]),
     ("NUL in notes", changed(["suitability", "notes"], "a\x00b"), ["suitability"]),
 ]

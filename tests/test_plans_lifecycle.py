@@ -208,11 +208,31 @@ def trial(outcome, adequate=True, kind="ssri"):
     ([trial("no_response"), trial("remission")], False),
     ([trial("no_response"), trial("not_tolerated")], False),
     ([trial("not_tolerated"), trial("not_tolerated", kind="snri")], False),
-    ([trial("partial_response"), trial("remission"), trial("no_response", kind="tca")], True),
+    ([trial("partial_response"), trial("remission"), trial("no_response", kind="snri")], True),
 ])
 async def test_treatment_resistant_is_derived_from_prior_treatments(client, world, prior, resistant):
     plan = await new_plan(client, world, plan_body(prior_treatments=prior))
     assert plan["treatment_resistant"] is resistant
+
+
+@pytest.mark.parametrize(("prior", "resistant", "counted"), [
+    # Failed benzodiazepine trials, however many, are not failed first-line treatment (issue 16).
+    ([trial("no_response", kind="benzodiazepine"), trial("no_response", kind="benzodiazepine")], False, []),
+    ([trial("no_response"), trial("no_response", kind="buspirone")], False, [0]),
+    ([trial("no_response", kind="antipsychotic_augmentation"), trial("no_response", kind="other"),
+      trial("partial_response", kind="tca"), trial("no_response", kind="ketamine")], False, []),
+    ([trial("no_response", kind="benzodiazepine"), trial("no_response", kind="pregabalin"),
+      trial("partial_response", kind="psychotherapy")], True, [1, 2]),
+    ([trial("no_response", kind="snri"), trial("no_response", kind="ssri", adequate=False),
+      trial("not_tolerated", kind="pregabalin"), trial("no_response", kind="ssri")], True, [0, 3]),
+])
+async def test_issue16_11_only_failed_first_line_trials_make_a_patient_treatment_resistant(client, world, prior,
+                                                                                        resistant, counted):
+    plan = await new_plan(client, world, plan_body(prior_treatments=prior))
+    assert plan["treatment_resistant"] is resistant
+    assert plan["treatment_resistance_trials"] == counted
+    own = await client.get(f"/v1/plans/{plan['id']}", headers=world.patient_user.headers)
+    assert (own.json()["treatment_resistant"], own.json()["treatment_resistance_trials"]) == (resistant, counted)
 
 
 async def test_treatment_resistant_follows_a_patch(client, world):

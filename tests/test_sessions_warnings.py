@@ -2,12 +2,16 @@
 the organization's default thresholds, which admins change with /v1/organization/settings; warnings follow every
 draft edit and are frozen at signing."""
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from models import DosingSession, Organization
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import rows
 from tests.session_helpers import (
+    DAY,
     active_plan,
     at,
     codes,
@@ -21,12 +25,20 @@ from tests.session_helpers import (
 
 ESKETAMINE_PROTOCOL = {"medication": "esketamine", "route": "intranasal", "dose": {"amount": 56, "unit": "mg"},
                        "phases": [{"name": "induction", "sessions": 8, "interval_days": 3}]}
-ESKETAMINE_SESSION = dict(medication="esketamine", route="intranasal", dose_mg=56.0)
+
+
+def reading(clock, phase, systolic=128, diastolic=82):
+    return {"at": at(clock), "phase": phase, "systolic": systolic, "diastolic": diastolic, "heart_rate": 74,
+            "spo2": 98}
 
 
 def pre_dose(systolic, diastolic):
-    return [{"at": at("08:55"), "phase": "pre", "systolic": systolic, "diastolic": diastolic, "heart_rate": 74,
-             "spo2": 98}]
+    return [reading("08:55", "pre", systolic, diastolic)]
+
+
+# An esketamine session whose blood pressure is checked before dosing and rechecked 40 minutes after it.
+ESKETAMINE_VITALS = [reading("08:55", "pre"), reading("09:40", "post")]
+ESKETAMINE_SESSION = dict(medication="esketamine", route="intranasal", dose_mg=56.0, vitals=ESKETAMINE_VITALS)
 
 
 async def session_with(client, world, plan=None, **overrides):
@@ -48,11 +60,10 @@ async def test_pre_dose_bp_against_the_plans_160_100(client, world, systolic, di
         assert "plan" in warning["message"]
 
 
-async def test_only_pre_dose_readings_count(client, world):
-    vitals = [*pre_dose(150, 90), {"at": at("09:40"), "phase": "during", "systolic": 190, "diastolic": 110,
-                                   "heart_rate": 95, "spo2": 97}]
+async def test_only_pre_dose_readings_count_for_the_pre_dose_hold(client, world):
+    vitals = [*pre_dose(150, 90), reading("09:40", "during", 190, 110)]
     session = await session_with(client, world, vitals=vitals)
-    assert codes(session) == []
+    assert codes(session) == ["bp_above_threshold_after_dose"]
 
 
 async def test_any_pre_dose_reading_above_counts(client, world):
@@ -147,18 +158,6 @@ async def test_mg_plans_compare_with_the_amount(client, world, dose_mg, warns):
     assert codes(session) == (["dose_exceeds_plan"] if warns else [])
 
 
-async def test_another_medication_or_route_than_planned_is_flagged_and_its_dose_not_compared(client, world):
-    session = await session_with(client, world, route="im", dose_mg=100.0)
-    assert codes(session) == ["protocol_differs_from_plan"]
-    assert "ketamine im" in session["warnings"][0]["message"] and "ketamine iv" in session["warnings"][0]["message"]
-
-
-async def test_unplanned_sessions_have_no_dose_check(client, world):
-    body = {**example_session(world, None), "unplanned_reason": "crisis", "dose_mg": 300.0, "weight_kg": None}
-    response = await create_session(client, world.clinician, world.fresh_patient.id, body)
-    assert codes(response.json()) == []
-
-
 # --- observation time --------------------------------------------------------------------------------------------
 
 
@@ -249,7 +248,9 @@ async def test_admins_change_the_default_thresholds_and_new_drafts_use_them(clie
     current = await client.get(SETTINGS, headers=world.admin.headers)
     assert current.status_code == 200
     assert current.json() == {"organization_id": str(world.org_a.id), "name": "Calm Clinic",
-                              "default_max_systolic": 160, "default_max_diastolic": 100}
+                              "default_max_systolic": 160, "default_max_diastolic": 100, "esketamine_max_mg": 84.0,
+                              "ketamine_parenteral_max_mg_per_kg": 1.0, "ketamine_oral_max_mg_per_kg": None,
+                              "ketamine_sublingual_max_mg_per_kg": None, "ketamine_intranasal_max_mg_per_kg": None}
     changed = await client.patch(SETTINGS, json={"default_max_systolic": 150}, headers=world.admin.headers)
     assert changed.status_code == 200
     assert (changed.json()["default_max_systolic"], changed.json()["default_max_diastolic"]) == (150, 100)
@@ -295,3 +296,177 @@ SETTINGS_ROUTES = [
 @pytest.mark.parametrize(("route", "caller"), cells(SETTINGS_ROUTES), ids=cell_id)
 async def test_settings_access(client, world, route, caller):
     await check_route(client, world, route, caller)
+
+
+# --- the clinical review's cases (issue 16) -------------------------------------------------------------------------
+
+
+async def unplanned(client, world, **overrides):
+    """An unplanned session of world.fresh_patient (who has no plan)."""
+    body = {**example_session(world, None), "unplanned_reason": "rescue dose", **overrides}
+    response = await create_session(client, world.clinician, world.fresh_patient.id, body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(("dose_mg", "warns"), [(84.0, False), (84.1, True), (112.0, True), (500.0, True)])
+async def test_issue16_6_unplanned_esketamine_has_the_labels_84_mg_ceiling(client, world, dose_mg, warns):
+    session = await unplanned(client, world, **{**ESKETAMINE_SESSION, "dose_mg": dose_mg}, weight_kg=None)
+    assert codes(session) == (["dose_above_ceiling"] if warns else [])
+    if warns:
+        assert f"{dose_mg:g} mg" in session["warnings"][0]["message"] and "84 mg" in session["warnings"][0]["message"]
+
+
+@pytest.mark.parametrize("route", ["iv", "im", "subcutaneous"])
+@pytest.mark.parametrize(("dose_mg", "weight_kg", "expected"), [
+    (70.0, 70.0, []),                                   # 1.0 mg/kg × 70 kg exactly
+    (70.1, 70.0, ["dose_above_ceiling"]),
+    (300.0, 70.0, ["dose_above_ceiling"]),
+    (300.0, None, ["weight_missing_for_weight_based_dose"]),  # a mg/kg ceiling needs the weight
+])
+async def test_issue16_6_unplanned_parenteral_ketamine_has_a_1_mg_per_kg_ceiling(client, world, route, dose_mg,
+                                                                                  weight_kg, expected):
+    session = await unplanned(client, world, route=route, dose_mg=dose_mg, weight_kg=weight_kg)
+    assert codes(session) == expected
+
+
+async def test_issue16_6_oral_and_sublingual_ketamine_have_no_default_ceiling_until_an_admin_sets_one(client, world):
+    for route in ("oral", "sublingual", "intranasal"):
+        assert codes(await unplanned(client, world, route=route, dose_mg=500.0, weight_kg=70.0)) == []
+    changed = await client.patch(SETTINGS, json={"ketamine_oral_max_mg_per_kg": 2.0}, headers=world.admin.headers)
+    assert changed.status_code == 200, changed.text
+    assert codes(await unplanned(client, world, route="oral", dose_mg=140.0, weight_kg=70.0)) == []
+    assert codes(await unplanned(client, world, route="oral", dose_mg=140.1, weight_kg=70.0)) == ["dose_above_ceiling"]
+    assert codes(await unplanned(client, world, route="sublingual", dose_mg=500.0, weight_kg=70.0)) == []
+
+
+async def test_issue16_6_planned_sessions_are_checked_against_the_ceiling_too(client, world):
+    protocol = {"medication": "ketamine", "route": "iv", "dose": {"amount": 1.5, "unit": "mg/kg"},
+                "infusion_minutes": 40, "phases": [{"name": "induction", "sessions": 6, "interval_days": 3}]}
+    plan = await active_plan(client, world, protocol=protocol)
+    assert codes(await session_with(client, world, plan, dose_mg=105.0, weight_kg=70.0)) == ["dose_above_ceiling"]
+
+
+async def test_issue16_6_admins_set_the_dose_ceilings(client, world):
+    defaults = (await client.get(SETTINGS, headers=world.clinician.headers)).json()
+    assert {key: defaults[key] for key in CEILINGS} == {
+        "esketamine_max_mg": 84.0, "ketamine_parenteral_max_mg_per_kg": 1.0, "ketamine_oral_max_mg_per_kg": None,
+        "ketamine_sublingual_max_mg_per_kg": None, "ketamine_intranasal_max_mg_per_kg": None}
+    body = {"esketamine_max_mg": 56, "ketamine_parenteral_max_mg_per_kg": 0.75, "ketamine_sublingual_max_mg_per_kg": 1.5}
+    changed = await client.patch(SETTINGS, json=body, headers=world.admin.headers)
+    assert changed.status_code == 200, changed.text
+    assert {key: changed.json()[key] for key in body} == {key: float(value) for key, value in body.items()}
+    assert codes(await unplanned(client, world, **{**ESKETAMINE_SESSION, "dose_mg": 56.5},
+                                 weight_kg=None)) == ["dose_above_ceiling"]
+    assert codes(await unplanned(client, world, route="im", dose_mg=52.6, weight_kg=70.0)) == ["dose_above_ceiling"]
+    cleared = await client.patch(SETTINGS, json={"ketamine_sublingual_max_mg_per_kg": None},
+                                 headers=world.admin.headers)
+    assert cleared.json()["ketamine_sublingual_max_mg_per_kg"] is None
+    assert (await client.get(SETTINGS, headers=world.admin_b.headers)).json()["esketamine_max_mg"] == 84.0
+
+
+CEILINGS = ("esketamine_max_mg", "ketamine_parenteral_max_mg_per_kg", "ketamine_oral_max_mg_per_kg",
+            "ketamine_sublingual_max_mg_per_kg", "ketamine_intranasal_max_mg_per_kg")
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    ({"esketamine_max_mg": 84.1}, "esketamine_max_mg"),  # never above the label
+    ({"esketamine_max_mg": 0}, "esketamine_max_mg"),
+    ({"esketamine_max_mg": None}, "esketamine_max_mg"),
+    ({"ketamine_parenteral_max_mg_per_kg": 2.1}, "ketamine_parenteral_max_mg_per_kg"),
+    ({"ketamine_parenteral_max_mg_per_kg": None}, "ketamine_parenteral_max_mg_per_kg"),
+    ({"ketamine_oral_max_mg_per_kg": -1}, "ketamine_oral_max_mg_per_kg"),
+    ({"ketamine_intranasal_max_mg_per_kg": "1"}, "ketamine_intranasal_max_mg_per_kg"),
+])
+async def test_issue16_6_invalid_ceilings_are_422(client, world, body, loc):
+    response = await client.patch(SETTINGS, json=body, headers=world.admin.headers)
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", loc]]
+
+
+async def test_issue16_7_a_protocol_deviation_keeps_every_dose_check(client, world):
+    # The plan: ketamine 0.5 mg/kg iv. Given: im 200 mg at 70 kg, 2.86 mg/kg.
+    session = await session_with(client, world, route="im", dose_mg=200.0, weight_kg=70.0)
+    assert codes(session) == ["protocol_differs_from_plan", "dose_exceeds_plan", "dose_above_ceiling"]
+    messages = [warning["message"] for warning in session["warnings"]]
+    assert "ketamine im" in messages[0] and "ketamine iv" in messages[0]
+    assert "35 mg" in messages[1] and "70 mg" in messages[2]
+
+
+@pytest.mark.parametrize(("systolic", "diastolic", "warns"), [
+    (140, 90, False), (141, 90, True), (140, 91, True), (158, 98, True),
+])
+async def test_issue16_8_esketamine_without_plan_thresholds_uses_the_labels_140_90(client, world, systolic,
+                                                                                  diastolic, warns):
+    plan = await active_plan(client, world, protocol=ESKETAMINE_PROTOCOL, safety=None)
+    vitals = [reading("08:55", "pre", systolic, diastolic), reading("09:40", "post")]
+    planned = await session_with(client, world, plan, **{**ESKETAMINE_SESSION, "vitals": vitals}, weight_kg=None)
+    alone = await unplanned(client, world, **{**ESKETAMINE_SESSION, "vitals": vitals}, weight_kg=None)
+    for session in (planned, alone):
+        assert codes(session) == (["pre_dose_bp_above_threshold"] if warns else [])
+        if warns:
+            assert "140/90" in session["warnings"][0]["message"] and "label" in session["warnings"][0]["message"]
+
+
+async def test_issue16_8_an_esketamine_plans_own_thresholds_still_apply(client, world):
+    plan = await active_plan(client, world, protocol=ESKETAMINE_PROTOCOL)  # safety 160/100
+    vitals = [reading("08:55", "pre", 158, 98), reading("09:40", "post")]
+    assert codes(await session_with(client, world, plan, **{**ESKETAMINE_SESSION, "vitals": vitals},
+                                    weight_kg=None)) == []
+
+
+async def test_issue16_9_a_session_without_blood_pressure_is_flagged_and_signed_with_it(client, world):
+    draft = await session_with(client, world, vitals=[])
+    assert codes(draft) == ["pre_dose_bp_missing"]
+    signed = await sign(client, world.clinician, draft["id"])
+    assert codes(signed.json()) == ["pre_dose_bp_missing"]
+    alerts = (await client.get("/v1/alerts", headers=world.clinician.headers)).json()["items"]
+    assert [(a["kind"], a["source_id"]) for a in alerts] == [("session_warning", draft["id"])]
+    only_later = [reading("09:30", "during"), reading("10:30", "post")]
+    assert codes(await session_with(client, world, vitals=only_later)) == ["pre_dose_bp_missing"]
+
+
+@pytest.mark.parametrize(("phase", "systolic", "diastolic", "warns"), [
+    ("during", 200, 120, True), ("post", 200, 120, True), ("post", 161, 100, True), ("during", 160, 101, True),
+    ("during", 160, 100, False), ("post", 150, 95, False),
+])
+async def test_issue16_9_readings_during_and_after_dosing_above_the_threshold(client, world, phase, systolic,
+                                                                             diastolic, warns):
+    vitals = [reading("08:55", "pre"), reading("09:40", phase, systolic, diastolic)]
+    session = await session_with(client, world, vitals=vitals)
+    assert codes(session) == (["bp_above_threshold_after_dose"] if warns else [])
+    if warns:
+        assert f"{systolic}/{diastolic}" in session["warnings"][0]["message"]
+
+
+@pytest.mark.parametrize(("later", "warns"), [(None, True), ("09:29", True), ("09:30", False), ("10:45", False)])
+async def test_issue16_9_esketamine_needs_a_recheck_from_30_minutes_after_dosing(client, world, later, warns):
+    plan = await active_plan(client, world, protocol=ESKETAMINE_PROTOCOL)
+    vitals = [reading("08:55", "pre"), *([reading(later, "post")] if later else [])]
+    session = await session_with(client, world, plan, **{**ESKETAMINE_SESSION, "vitals": vitals}, weight_kg=None)
+    assert codes(session) == (["post_dose_bp_recheck_missing"] if warns else [])
+
+
+async def test_issue16_9_ketamine_needs_no_recheck(client, world):
+    assert codes(await session_with(client, world, vitals=[reading("08:55", "pre")])) == []
+
+
+def new_york(day: dt.date, clock: str) -> str:
+    return dt.datetime.combine(day, dt.time.fromisoformat(clock), ZoneInfo("America/New_York")).isoformat()
+
+
+@pytest.mark.parametrize(("days_after", "clock", "warns"), [
+    (1, "23:30", True),   # the evening before the start date, local time (already the start date in UTC)
+    (0, "00:30", False),  # the start date's first hour
+    (0, "09:00", False),
+    (-1, "09:00", False),  # the day after
+])
+async def test_issue16_9_a_session_before_its_plans_start_date_local_day(client, world, days_after, clock, warns):
+    start = dt.date.fromisoformat(DAY)
+    plan = await active_plan(client, world, start_date=start.isoformat())
+    began = dt.datetime.fromisoformat(new_york(start - dt.timedelta(days=days_after), clock))
+    body = dict(started_at=began.isoformat(), ended_at=(began + dt.timedelta(minutes=20)).isoformat(),
+                vitals=[{**reading("08:55", "pre"), "at": (began - dt.timedelta(minutes=5)).isoformat()}],
+                discharge={"at": (began + dt.timedelta(minutes=20)).isoformat(), "criteria_met": True})
+    session = await session_with(client, world, plan, **body)
+    assert codes(session) == (["session_before_plan_start"] if warns else [])

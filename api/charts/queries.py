@@ -6,7 +6,8 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Row, and_, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, and_, case, select
+from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.dosing_sessions import DosingSession, SessionStatus
@@ -30,26 +31,43 @@ async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: 
     return (await session.exec(stmt)).all()
 
 
+# Whose chart it is: the active plan, else the most recently started of the plans that were once active. A paused
+# plan (a blood-pressure hold) or a finished one (follow-up) must not hide the treatment's effect; a draft has not
+# begun. Same start date: the later created one.
+CHART_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
+
+
+def _chart_plan_id(patient_id: ColumnElement) -> ScalarSelect:
+    return (
+        select(TreatmentPlan.id)
+        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status.in_(CHART_PLAN_STATUSES))
+        .order_by(case((TreatmentPlan.status == PlanStatus.active, 0), else_=1), TreatmentPlan.start_date.desc(),
+                  TreatmentPlan.created_at.desc(), TreatmentPlan.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 async def plan_and_sessions(
     session: AsyncSession, patient_id: uuid.UUID, statuses: Collection[SessionStatus]
 ) -> tuple[tuple[uuid.UUID, dt.date] | None, list[Row]]:
-    """The patient's active plan as (id, start_date), if any, and their sessions in these statuses as (id,
+    """The patient's chart plan as (id, start_date), if any, and all their sessions in these statuses as (id,
     started_at, dose_mg, route, plan_id), earliest first: one statement, one row per session and at least one.
 
-    Starts from the patient's row and left-joins both (a partial unique index allows at most one active plan, so
-    the plan never multiplies the sessions); the sessions come off ix_dosing_session_patient_started.
+    Starts from the patient's row and left-joins the one chart plan (a correlated subquery picks it, so the plan
+    never multiplies the sessions) and the sessions, which come off ix_dosing_session_patient_started.
     """
+    plan = aliased(TreatmentPlan)
     stmt = (
-        select(TreatmentPlan.id.label("active_plan_id"), TreatmentPlan.start_date, DosingSession.id,
-               DosingSession.started_at, DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
+        select(plan.id.label("chart_plan_id"), plan.start_date, DosingSession.id, DosingSession.started_at,
+               DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
         .select_from(Patient)
-        .outerjoin(TreatmentPlan, and_(TreatmentPlan.patient_id == Patient.id,
-                                       TreatmentPlan.status == PlanStatus.active))
+        .outerjoin(plan, plan.id == _chart_plan_id(Patient.id))
         .outerjoin(DosingSession, and_(DosingSession.patient_id == Patient.id, DosingSession.status.in_(statuses)))
         .where(Patient.id == patient_id)
         .order_by(DosingSession.started_at, DosingSession.id)
     )
     rows = (await session.exec(stmt)).all()
     first = rows[0] if rows else None
-    plan = None if first is None or first.active_plan_id is None else (first.active_plan_id, first.start_date)
-    return plan, [row for row in rows if row.id is not None]
+    chart_plan = None if first is None or first.chart_plan_id is None else (first.chart_plan_id, first.start_date)
+    return chart_plan, [row for row in rows if row.id is not None]

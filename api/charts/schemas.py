@@ -49,9 +49,15 @@ class ScorePoint(BaseModel):
     recorded_at: dt.datetime
 
 
+class Baseline(ScorePoint):
+    pre_treatment: bool = Field(
+        description="True: the last score before the chart plan's first dose. False: no score was that early (or "
+                    "there is no plan), so the baseline is the first score")
+
+
 class ChartPoint(BaseModel):
     bucket_start: dt.date = Field(description="First local day of the bucket (a Monday for weeks, the 1st for months)")
-    mean: float = Field(description="Mean total, rounded to 2 decimals")
+    mean: float = Field(description="Mean total, rounded half up to 1 decimal")
     min: int
     max: int
     n: int
@@ -65,14 +71,15 @@ class ChartSession(BaseModel):
 
 
 class Durability(BaseModel):
-    first_response_at: dt.datetime = Field(description="The first score after baseline that met response")
-    responding_now: bool = Field(description="Whether the current run of responding buckets is unbroken")
-    lapses: int = Field(description="Times a bucket mean left response after it had been met (or regained)")
+    first_response_at: dt.datetime = Field(
+        description="The first score after baseline, at or after the first dose, that met response")
+    responding_now: bool = Field(description="The latest bucket's verdict: its mean meets response")
+    lapses: int = Field(description="Buckets whose mean missed response right after one whose mean met it")
     response_since: dt.datetime | None = Field(
-        description="Start of the current responding run: first_response_at, or the first score of the bucket "
-                    "that regained response; null when not responding now")
+        description="Start of the current responding run: the first score of the first bucket of that run "
+                    "(first_response_at when it is the first bucket); null when not responding now")
     days_sustained: float = Field(description="Days from response_since to the latest score (0 when not "
-                                              "responding now), rounded to 2 decimals")
+                                              "responding now), rounded half up to 2 decimals")
 
 
 class ChartPublic(BaseModel):
@@ -81,16 +88,19 @@ class ChartPublic(BaseModel):
     timezone: str
     date_from: dt.date = Field(serialization_alias="from")
     date_to: dt.date = Field(serialization_alias="to")
-    baseline: ScorePoint | None
+    baseline: Baseline | None
     latest: ScorePoint | None
     change: int | None = Field(description="latest − baseline")
-    percent_change: float | None = Field(description="change / baseline × 100, 1 decimal; null when baseline is 0")
-    response: bool | None = Field(description="Reduction of at least 50 % from baseline; null when baseline is 0")
-    remission: bool | None = Field(description="latest below the instrument's remission threshold; null without one")
+    percent_change: float | None = Field(
+        description="change / baseline × 100, rounded half up to 1 decimal; null when baseline is 0")
+    response: bool | None = Field(description="Reduction of at least 50 % from baseline; null unless GAD-7 or "
+                                              "PHQ-9 with a baseline of at least 5")
+    remission: bool | None = Field(description="latest below 5; null unless GAD-7 or PHQ-9 with a baseline of at "
+                                               "least 5")
     clinically_meaningful_change: bool | None = Field(description="|change| ≥ the instrument's MCID; null without one")
     points: list[ChartPoint]
     sessions: list[ChartSession]
     bands: list[BandPublic]
-    onset: float | None = Field(description="Days from the plan's first signed session to the first score meeting "
-                                            "response, rounded to 2 decimals")
+    onset: float | None = Field(description="Days from the chart plan's first signed session to the first later "
+                                            "score meeting response, rounded half up to 2 decimals")
     durability: Durability | None

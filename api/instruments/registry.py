@@ -57,6 +57,9 @@ class Instrument:
     positive_screen_threshold: int | None = None  # total ≥ threshold is a positive screen
     clinically_meaningful_change: int | None = None  # minimal clinically important difference, in points
     remission_below: int | None = None  # total < this is remission
+    # Response and remission are judged from a baseline of at least this total (the lowest non-minimal band): below
+    # it there is nothing to respond or remit from. None: never judged (a screen, a momentary rating).
+    response_baseline_min: int | None = None
     urgent_items: tuple[int, ...] = ()  # item indexes where any answer above item_min needs same-day attention
     loinc_panel: str | None = None
     loinc_total: str | None = None
@@ -68,6 +71,8 @@ class Instrument:
             raise ValueError(f"{self.code}: answer option outside the item range")
         if any(not 0 <= index < len(self.items) for index in self.urgent_items):
             raise ValueError(f"{self.code}: urgent item index out of range")
+        if self.response_baseline_min is not None and self.remission_below is None:
+            raise ValueError(f"{self.code}: an instrument judged for response needs a remission threshold")
         if self.bands:
             expected = self.total_min
             for band in self.bands:
@@ -149,6 +154,7 @@ GAD7 = Instrument(
     bands=(Band("minimal", 0, 4), Band("mild", 5, 9), Band("moderate", 10, 14), Band("severe", 15, 21)),
     clinically_meaningful_change=4,
     remission_below=5,
+    response_baseline_min=5,
     loinc_panel="69737-5",
     loinc_total="70274-6",
 )
@@ -183,6 +189,7 @@ PHQ9 = Instrument(
     ),
     clinically_meaningful_change=5,
     remission_below=5,
+    response_baseline_min=5,
     urgent_items=(8,),
     loinc_panel="44249-1",
     loinc_total="44261-6",

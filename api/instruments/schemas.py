@@ -55,6 +55,7 @@ class InstrumentPublic(BaseModel):
     positive_screen_threshold: int | None
     clinically_meaningful_change: int | None
     remission_below: int | None
+    response_baseline_min: int | None
     urgent_items: list[int]
     loinc_panel: str | None
     loinc_total: str | None
@@ -78,6 +79,7 @@ class InstrumentPublic(BaseModel):
             positive_screen_threshold=instrument.positive_screen_threshold,
             clinically_meaningful_change=instrument.clinically_meaningful_change,
             remission_below=instrument.remission_below,
+            response_baseline_min=instrument.response_baseline_min,
             urgent_items=list(instrument.urgent_items),
             loinc_panel=instrument.loinc_panel,
             loinc_total=instrument.loinc_total,

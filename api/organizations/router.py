@@ -18,6 +18,6 @@ async def read_settings(caller: StaffCaller, session: SessionDep) -> Organizatio
 async def update_settings(
     body: OrganizationSettingsUpdate, caller: AdminCaller, session: SessionDep
 ) -> OrganizationSettings:
-    """Change the default pre-dose blood-pressure hold thresholds (admins). Applies to later session edits and
-    signatures; signed sessions keep the warnings they were signed with."""
+    """Change the default pre-dose blood-pressure hold thresholds and the dose ceilings (admins). Applies to later
+    session edits and signatures; signed sessions keep the warnings they were signed with."""
     return await service.update_settings(session, caller, body)

@@ -1,4 +1,4 @@
-"""Reading and changing the caller's organization's settings."""
+"""Reading and changing the caller's organization's settings (blood-pressure thresholds and dose ceilings)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from api.security.tokens import Caller
 from models.organizations import Organization
 
 
+_SETTINGS = tuple(OrganizationSettingsUpdate.model_fields)
+
+
 def present(organization: Organization) -> OrganizationSettings:
     return OrganizationSettings(organization_id=organization.id, name=organization.name,
-                                default_max_systolic=organization.default_max_systolic,
-                                default_max_diastolic=organization.default_max_diastolic)
+                                **{name: getattr(organization, name) for name in _SETTINGS})
 
 
 async def _own(session: AsyncSession, caller: Caller) -> Organization:
@@ -37,7 +39,8 @@ async def update_settings(
     if diastolic >= systolic:
         field = "default_max_diastolic" if "default_max_diastolic" in sent else "default_max_systolic"
         raise ValidationFailed.at(["body", field], "default_max_diastolic must be below default_max_systolic")
-    organization.default_max_systolic, organization.default_max_diastolic = systolic, diastolic
+    for name, value in sent.items():
+        setattr(organization, name, value)
     session.add(organization)
     audit.record(session, caller, "organization.settings_update", resource_type="organization",
                  resource_id=organization.id)

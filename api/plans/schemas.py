@@ -90,8 +90,13 @@ class TreatmentOutcome(StrEnum):
     not_tolerated = "not_tolerated"
 
 
-# An adequate trial ending in one of these is a failed trial; two make the patient treatment-resistant. Intolerance
-# does not count: it says nothing about whether the treatment works.
+# Treatment-resistant anxiety (domain.md): at least two adequate trials of first-line treatment without response.
+# First-line for anxiety disorders (NICE CG113, WFSBP): SSRIs, SNRIs, pregabalin and CBT-based psychotherapy.
+# Benzodiazepines, buspirone, augmentation and other agents do not count, however many were tried.
+FIRST_LINE_KINDS = frozenset({PriorTreatmentKind.ssri, PriorTreatmentKind.snri, PriorTreatmentKind.pregabalin,
+                              PriorTreatmentKind.psychotherapy})
+# An adequate trial ending in one of these is a failed trial. Intolerance does not count: it says nothing about
+# whether the treatment works.
 FAILED_TRIAL_OUTCOMES = frozenset({TreatmentOutcome.no_response, TreatmentOutcome.partial_response})
 TREATMENT_RESISTANT_AFTER = 2
 
@@ -442,7 +447,11 @@ class PatientPlanPublic(BaseModel):
     prior_treatments: list[PriorTreatmentPublic]
     suitability: PatientSuitabilityPublic | None
     treatment_resistant: bool = Field(
-        description="At least two adequate trials ending in no_response or partial_response (derived)"
+        description="At least two adequate first-line trials (ssri, snri, pregabalin, psychotherapy) ending in "
+                    "no_response or partial_response (derived)"
+    )
+    treatment_resistance_trials: list[int] = Field(
+        description="Indexes in prior_treatments of the trials that count toward treatment_resistant (derived)"
     )
     created_by: uuid.UUID
     created_at: dt.datetime

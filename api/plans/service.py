@@ -24,6 +24,7 @@ from api.plans import queries
 from api.plans.schemas import (
     CONTENT_FIELDS,
     FAILED_TRIAL_OUTCOMES,
+    FIRST_LINE_KINDS,
     TREATMENT_RESISTANT_AFTER,
     PatientPlanPublic,
     PlanCreate,
@@ -59,16 +60,20 @@ def etag(plan: TreatmentPlan) -> str:
     return f'"{plan.id}-{plan.revision}"'
 
 
-def treatment_resistant(prior_treatments: list[dict[str, Any]]) -> bool:
-    failed = [t for t in prior_treatments if t["adequate_trial"] and t["outcome"] in FAILED_TRIAL_OUTCOMES]
-    return len(failed) >= TREATMENT_RESISTANT_AFTER
+def treatment_resistance_trials(prior_treatments: list[dict[str, Any]]) -> list[int]:
+    """Indexes of the failed adequate trials of first-line treatment: the ones that count toward resistance."""
+    return [index for index, trial in enumerate(prior_treatments)
+            if trial["adequate_trial"] and trial["kind"] in FIRST_LINE_KINDS
+            and trial["outcome"] in FAILED_TRIAL_OUTCOMES]
 
 
 def present(plan: TreatmentPlan, viewer: Caller) -> PlanView:
     # Patients never see clinician-only notes: their model has no field for them.
     view = PatientPlanPublic if viewer.role == Role.patient else PlanPublic
     columns = {field: getattr(plan, field) for field in TreatmentPlan.model_fields}  # status loads as a plain str
-    return view.model_validate(columns | {"treatment_resistant": treatment_resistant(plan.prior_treatments)})
+    counted = treatment_resistance_trials(plan.prior_treatments)
+    return view.model_validate(columns | {"treatment_resistant": len(counted) >= TREATMENT_RESISTANT_AFTER,
+                                          "treatment_resistance_trials": counted})
 
 
 def _content(plan: TreatmentPlan) -> dict[str, Any]:

@@ -59,6 +59,23 @@ class AdverseEventKind(StrEnum):
     other = "other"
 
 
+class WarningCode(StrEnum):
+    """The server's session warnings, in the order a session lists them (docs/sessions.md)."""
+
+    pre_dose_bp_missing = "pre_dose_bp_missing"
+    pre_dose_bp_above_threshold = "pre_dose_bp_above_threshold"
+    bp_above_threshold_after_dose = "bp_above_threshold_after_dose"
+    post_dose_bp_recheck_missing = "post_dose_bp_recheck_missing"
+    session_before_plan_start = "session_before_plan_start"
+    protocol_differs_from_plan = "protocol_differs_from_plan"
+    weight_missing_for_weight_based_dose = "weight_missing_for_weight_based_dose"
+    dose_exceeds_plan = "dose_exceeds_plan"
+    dose_above_ceiling = "dose_above_ceiling"
+    observation_shorter_than_required = "observation_shorter_than_required"
+    discharge_criteria_not_met = "discharge_criteria_not_met"
+    severe_adverse_event = "severe_adverse_event"
+
+
 class Severity(StrEnum):
     mild = "mild"
     moderate = "moderate"
@@ -255,10 +272,8 @@ class DischargePublic(BaseModel):
 
 
 class SessionWarning(BaseModel):
-    code: str = Field(description="pre_dose_bp_above_threshold | dose_exceeds_plan | "
-                                  "weight_missing_for_weight_based_dose | protocol_differs_from_plan | "
-                                  "observation_shorter_than_required | discharge_criteria_not_met | "
-                                  "severe_adverse_event")
+    # A plain string, not the enum: a session signed under older rules keeps the codes it was signed with.
+    code: str = Field(description=" | ".join(WarningCode))
     message: str
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -129,7 +130,7 @@ async def _warnings(
 ) -> list[dict[str, str]]:
     organization = await session.get(Organization, patient.organization_id)
     assert organization is not None  # a patient's organization always exists (foreign key)
-    return warnings.compute(content, plan, organization)
+    return warnings.compute(content, plan, organization, ZoneInfo(patient.timezone))
 
 
 async def create_session(

@@ -1,0 +1,100 @@
+"""Outcome measures of one instrument's scores: the baseline, change, percent change, response, remission and
+clinically meaningful change, and the one rounding rule for every number derived from totals.
+
+Plain functions of plain values (totals, instants, an `Instrument`), with no database and no HTTP, so that every
+feature that reports outcomes (the chart now; the dashboard and the progress report when they come) computes them
+the same way. The rules and their sources are in docs/charts.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from api.instruments.registry import Instrument
+
+_DAY = dt.timedelta(days=1)
+
+
+def half_up(value: Fraction | int, places: int = 1) -> float:
+    """`value` rounded to `places` decimals, halves away from zero (−6.25 → −6.3, 10.25 → 10.3, 0.375 → 0.38).
+
+    Exact: the value arrives as a fraction of integers. Python's `round` on a float rounds halves to even and sees
+    the binary approximation (round(0.15, 1) is 0.1), which is not what a clinician computing by hand gets.
+    """
+    scale = 10 ** places
+    magnitude = math.floor(abs(Fraction(value)) * scale + Fraction(1, 2))
+    rounded = magnitude / scale  # int / int: the float nearest to the decimal
+    return -rounded if value < 0 and magnitude else rounded
+
+
+def mean(total_sum: int, n: int) -> float:
+    """The mean of `n` totals summing to `total_sum`, rounded half up to one decimal."""
+    return half_up(Fraction(total_sum, n))
+
+
+def days_between(later: dt.datetime, earlier: dt.datetime) -> float:
+    """Fractional days from `earlier` to `later`, rounded half up to two decimals (6 hours → 0.25)."""
+    return half_up(Fraction((later - earlier) // dt.timedelta(microseconds=1), _DAY // dt.timedelta(microseconds=1)),
+                   places=2)
+
+
+def first_dose(first_session_at: dt.datetime | None, plan_start: dt.date | None,
+               zone: ZoneInfo) -> dt.datetime | None:
+    """When treatment began: the start of the plan's first signed session; while it has none, the end of the plan's
+    start date in the patient's zone (so that scores on the start day still count as before treatment). None
+    without a plan."""
+    if first_session_at is not None:
+        return first_session_at
+    if plan_start is None:
+        return None
+    return dt.datetime.combine(plan_start + _DAY, dt.time(), zone)
+
+
+def baseline(recorded_at: Sequence[dt.datetime], dose: dt.datetime | None) -> tuple[int, bool] | None:
+    """(index, pre_treatment) of the baseline among scores in time order: the last one strictly before the first
+    dose (pre_treatment True); without one, or without a first dose, the first score (pre_treatment False). None
+    without scores."""
+    if not recorded_at:
+        return None
+    before = 0 if dose is None else bisect.bisect_left(recorded_at, dose)
+    return (before - 1, True) if before else (0, False)
+
+
+def judged(instrument: Instrument, baseline_total: int) -> bool:
+    """Whether response and remission mean anything for this instrument and baseline: GAD-7 and PHQ-9 from a
+    baseline of at least mild severity (below it there is nothing to respond or remit from)."""
+    return instrument.response_baseline_min is not None and baseline_total >= instrument.response_baseline_min
+
+
+def responds(baseline_total: int, total_sum: int, n: int = 1) -> bool:
+    """Whether a total (or the mean `total_sum / n`) is reduced by at least 50 % from the baseline; exact integer
+    arithmetic, so exactly half the baseline is a response. Callers check `judged` first."""
+    return 2 * total_sum <= baseline_total * n
+
+
+def response(instrument: Instrument, baseline_total: int, latest_total: int) -> bool | None:
+    return responds(baseline_total, latest_total) if judged(instrument, baseline_total) else None
+
+
+def remission(instrument: Instrument, baseline_total: int, latest_total: int) -> bool | None:
+    if not judged(instrument, baseline_total) or instrument.remission_below is None:
+        return None
+    return latest_total < instrument.remission_below
+
+
+def percent_change(baseline_total: int, latest_total: int) -> float | None:
+    """(latest − baseline) ÷ baseline × 100, rounded half up to one decimal; None from a baseline of 0."""
+    if baseline_total == 0:
+        return None
+    return half_up(Fraction(100 * (latest_total - baseline_total), baseline_total))
+
+
+def clinically_meaningful(instrument: Instrument, change: int) -> bool | None:
+    """|change| ≥ the instrument's minimal clinically important difference (either direction); None without one."""
+    mcid = instrument.clinically_meaningful_change
+    return None if mcid is None else abs(change) >= mcid
