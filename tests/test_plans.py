@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from models import OutboxEvent, PlanRevision, TreatmentPlan
-from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
+from tests.matrix import Route, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import (
     EXAMPLE_PLAN,
     count,

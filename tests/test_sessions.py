@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from models import DosingSession, OutboxEvent, SessionAddendum
-from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
+from tests.matrix import Route, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import count, rows
 from tests.session_helpers import (
     active_plan,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import DosingSession, Organization
-from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
+from tests.matrix import Route, by_role, cell_id, cells, check_route
 from tests.plan_helpers import rows
 from tests.session_helpers import (
     DAY,

@@ -22,7 +22,6 @@ from api.security.tokens import Caller
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.base import utcnow
 from models.patients import Patient
-from models.users import Role
 
 NEWEST_FIRST: list[SortKey] = [(Alert.raised_at, "desc"), (Alert.id, "desc")]
 ALERT_NOT_FOUND = "Alert not found"

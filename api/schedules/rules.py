@@ -10,7 +10,9 @@ import datetime as dt
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from api.outcomes import half_up
 
 # Adherence looks back over the last 28 local days, today included.
 ADHERENCE_WINDOW_DAYS = 28
@@ -44,8 +46,7 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
     first, last = window
     due_dates = math.ceil(((last - first).days + 1) / every_days)
     completed = sum(1 for day in set(days_with_scores) if first <= day <= last)
-    share = min(Decimal(1), Decimal(completed) / Decimal(due_dates))
-    return float(share.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return half_up(min(Fraction(1), Fraction(completed, due_dates)), places=2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ bumps it once more, freezes the warnings and adds a `session.signed` outbox even
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
