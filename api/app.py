@@ -25,6 +25,7 @@ from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
 from api.ratelimit import RateLimiter
+from api.reports.router import router as reports_router
 from api.schedules.router import router as schedules_router
 from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
@@ -36,7 +37,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router)
+           schedules_router, reports_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,0 +1,58 @@
+"""The report's own statements. Callers have authorised the patient (api.authz) before using these; everything the
+chart shows comes from the chart service, not from here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import case, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.alerts import Alert, AlertStatus
+from models.dosing_sessions import DosingSession, SessionStatus
+from models.organizations import Organization
+from models.plans import PlanStatus, TreatmentPlan
+
+# The plan a report summarises is the chart's: the active one, else the most recently started of those that were
+# once active (a hold or a finished course must not hide the treatment); a draft has not begun.
+REPORTED_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
+
+
+async def organization_name(session: AsyncSession, organization_id: uuid.UUID) -> str:
+    return (await session.exec(select(Organization.name).where(Organization.id == organization_id))).scalar_one()
+
+
+async def reported_plan(session: AsyncSession, patient_id: uuid.UUID) -> TreatmentPlan | None:
+    stmt = (
+        select(TreatmentPlan)
+        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status.in_(REPORTED_PLAN_STATUSES))
+        .order_by(case((TreatmentPlan.status == PlanStatus.active, 0), else_=1), TreatmentPlan.start_date.desc(),
+                  TreatmentPlan.created_at.desc(), TreatmentPlan.id.desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).scalar_one_or_none()
+
+
+async def sessions_between(
+    session: AsyncSession, patient_id: uuid.UUID, statuses: tuple[SessionStatus, ...], start: dt.datetime,
+    end: dt.datetime,
+) -> list[DosingSession]:
+    """The patient's sessions in these statuses that started in [start, end), earliest first."""
+    stmt = (
+        select(DosingSession)
+        .where(DosingSession.patient_id == patient_id, DosingSession.status.in_(statuses),
+               DosingSession.started_at >= start, DosingSession.started_at < end)
+        .order_by(DosingSession.started_at, DosingSession.id)
+    )
+    return list((await session.exec(stmt)).scalars().all())
+
+
+async def open_alerts(session: AsyncSession, patient_id: uuid.UUID) -> list[Alert]:
+    """Every open alert of the patient, most urgent first, then newest first (ix_alert_patient_status)."""
+    stmt = (
+        select(Alert)
+        .where(Alert.patient_id == patient_id, Alert.status == AlertStatus.open)
+        .order_by(case((Alert.priority == "urgent", 0), else_=1), Alert.raised_at.desc(), Alert.id.desc())
+    )
+    return list((await session.exec(stmt)).scalars().all())
