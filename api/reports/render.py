@@ -223,7 +223,7 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
     chart = item.chart
     figure = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
     # Fixed margins rather than a computed layout: every chart's axes line up on the page, whatever its labels.
-    figure.subplots_adjust(left=0.075, right=0.855, top=0.87, bottom=0.17)
+    figure.subplots_adjust(left=0.075, right=0.855, top=0.88, bottom=0.17)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     top = item.total_max
@@ -240,7 +240,7 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
 
     if chart.sessions:
         when = [row.started_at.astimezone(zone).replace(tzinfo=None) for row in chart.sessions]
-        axes.vlines(when, 0, top, colors=SESSION_COLOUR, linewidth=0.7, alpha=0.45, zorder=1)
+        axes.vlines(when, 0, top, colors=SESSION_COLOUR, linewidth=0.6, alpha=0.22, zorder=1)
         axes.plot(when, [top] * len(when), linestyle="none", marker="v", markersize=4, color=SESSION_COLOUR,
                   clip_on=False, zorder=3, label="Dosing session")
     if chart.baseline is not None:
@@ -267,7 +267,7 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     if axes.get_legend_handles_labels()[0]:
-        figure.legend(loc="upper left", bbox_to_anchor=(0.065, 1.0), ncols=4, frameon=False, fontsize=7,
+        figure.legend(loc="upper left", bbox_to_anchor=(0.065, 0.995), ncols=4, frameon=False, fontsize=7,
                       handlelength=1.6)
 
     buffer = io.BytesIO()
