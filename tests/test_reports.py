@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from models import AuditEvent
 from tests.matrix import Route, cell_id, cells, check_route, on_patient
-from tests.plan_helpers import plan_body, rows
+from tests.plan_helpers import rows
 from tests.session_helpers import active_plan, add_addendum, new_session, sign
 from tests.test_charts import add_scores
 

@@ -3,14 +3,14 @@ chart shows comes from the chart service, not from here."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import case, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.alerts import Alert, AlertStatus
-from models.dosing_sessions import DosingSession, SessionStatus
+from models.alerts import Alert, AlertPriority, AlertStatus
+from models.dosing_sessions import DosingSession
 from models.organizations import Organization
 from models.plans import PlanStatus, TreatmentPlan
 
@@ -34,15 +34,13 @@ async def reported_plan(session: AsyncSession, patient_id: uuid.UUID) -> Treatme
     return (await session.exec(stmt)).scalar_one_or_none()
 
 
-async def sessions_between(
-    session: AsyncSession, patient_id: uuid.UUID, statuses: tuple[SessionStatus, ...], start: dt.datetime,
-    end: dt.datetime,
-) -> list[DosingSession]:
-    """The patient's sessions in these statuses that started in [start, end), earliest first."""
+async def sessions(session: AsyncSession, patient_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[DosingSession]:
+    """The patient's sessions with these ids, earliest first."""
+    if not ids:
+        return []
     stmt = (
         select(DosingSession)
-        .where(DosingSession.patient_id == patient_id, DosingSession.status.in_(statuses),
-               DosingSession.started_at >= start, DosingSession.started_at < end)
+        .where(DosingSession.patient_id == patient_id, DosingSession.id.in_(ids))
         .order_by(DosingSession.started_at, DosingSession.id)
     )
     return list((await session.exec(stmt)).scalars().all())
@@ -53,6 +51,6 @@ async def open_alerts(session: AsyncSession, patient_id: uuid.UUID) -> list[Aler
     stmt = (
         select(Alert)
         .where(Alert.patient_id == patient_id, Alert.status == AlertStatus.open)
-        .order_by(case((Alert.priority == "urgent", 0), else_=1), Alert.raised_at.desc(), Alert.id.desc())
+        .order_by(case((Alert.priority == AlertPriority.urgent, 0), else_=1), Alert.raised_at.desc(), Alert.id.desc())
     )
     return list((await session.exec(stmt)).scalars().all())

@@ -9,7 +9,6 @@ and the patient are presented by their own services' `present`, which choose the
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -36,11 +35,6 @@ from models.base import utcnow
 DEFAULT_INSTRUMENTS = ("gad7",)
 # The chart's default bucket: durability judged week by week, the clinic's usual cadence (docs/charts.md).
 BUCKET = "week"
-# The sessions listed are those the charts mark: signed ones, for every reader (a draft may still be wrong).
-REPORTED_SESSIONS = charts.CHARTED_SESSIONS
-# Wide enough to hold every local day of the period in any zone (UTC−12 to UTC+14); the rows are then kept by
-# their local day, the chart's rule.
-_ZONE_MARGIN = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +53,15 @@ async def report(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, q
     zone = ZoneInfo(patient.timezone)
     found = await queries.reported_plan(session, patient.id)
     plan = plans.present(found, caller) if found else None
-    # The charts validate and default the period (422 before anything else is read); the report shows the same one.
+    # The charts validate and default the period (422 before the rest is read); the report shows the same one.
     charted = [render.InstrumentChart(
         name=INSTRUMENTS[code].name, total_max=INSTRUMENTS[code].total_max,
         chart=await charts.chart(session, caller, patient.id, ChartQuery(
             instrument=code, bucket=BUCKET, date_from=query.date_from, date_to=query.date_to)))
         for code in _instruments(plan)]
-    first_day, last_day = charted[0].chart.date_from, charted[0].chart.date_to
-
-    start = dt.datetime.combine(first_day, dt.time.min, dt.UTC) - _ZONE_MARGIN
-    end = dt.datetime.combine(last_day, dt.time.min, dt.UTC) + dt.timedelta(days=1) + _ZONE_MARGIN
-    rows = [row for row in await queries.sessions_between(session, patient.id, REPORTED_SESSIONS, start, end)
-            if first_day <= row.started_at.astimezone(zone).date() <= last_day]
+    period = charted[0].chart
+    # The sessions listed are the ones the charts mark: signed, dosed on a local day of the period.
+    rows = await queries.sessions(session, patient.id, [marked.id for marked in period.sessions])
     clinical = caller.role in STAFF  # addenda and alerts are staff-only records (GET /v1/alerts is staff-only)
     addenda = await session_queries.addenda(session, [row.id for row in rows]) if clinical else {}
     alerts = [AlertPublic.model_validate(alert, from_attributes=True)
@@ -78,7 +69,7 @@ async def report(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, q
     data = render.ReportData(
         organization=await queries.organization_name(session, patient.organization_id),
         patient=(await patients.present(session, [patient]))[0],
-        generated_at=utcnow(), date_from=first_day, date_to=last_day,
+        generated_at=utcnow(), date_from=period.date_from, date_to=period.date_to,
         plan=plan,
         charts=charted,
         sessions=[sessions.present(row, caller, addenda.get(row.id, [])) for row in rows],
