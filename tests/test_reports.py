@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import threading
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -189,6 +190,30 @@ async def test_a_year_of_daily_scores_of_two_instruments_spans_pages_with_their_
     assert pages >= 3 and f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
     assert "GAD-7 · 365 scores in the period" in flat(text) and "PHQ-9 · 365 scores in the period" in flat(text)
     assert f"Signed sessions only, {len(doses)} sessions." in flat(text)
+
+
+async def test_names_outside_latin_1_print_as_written(client, app, world):
+    name = "Zoë Łukasiewicz-Þórsdóttir Ἀλέξανδρος"
+    response = await client.patch(f"/v1/patients/{world.patient.id}", json={"full_name": name},
+                                  headers=world.clinician.headers)
+    assert response.status_code == 200, response.text
+    _, text = pdf_text(await report(client, world.clinician, world.patient.id))
+    assert name in text
+
+
+async def test_drawing_runs_off_the_event_loop(client, app, world, monkeypatch):
+    from api.reports import service
+
+    threads = []
+    draw = service.render.pdf
+
+    def watched(data):
+        threads.append(threading.get_ident())
+        return draw(data)
+
+    monkeypatch.setattr(service.render, "pdf", watched)
+    assert (await report(client, world.clinician, world.patient.id)).status_code == 200
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
 
 
 # --- headers ----------------------------------------------------------------------------------------------------
