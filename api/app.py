@@ -7,6 +7,7 @@ import gc
 from http import HTTPStatus
 from typing import Any
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -26,6 +27,7 @@ from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
 from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
+from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
 from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
+    app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)
 
     install_error_handlers(app)
     for router in ROUTERS:

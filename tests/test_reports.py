@@ -4,10 +4,12 @@ it, its period, its headers and its audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import re
 import threading
+import time
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -214,6 +216,31 @@ async def test_drawing_runs_off_the_event_loop(client, app, world, monkeypatch):
     monkeypatch.setattr(service.render, "pdf", watched)
     assert (await report(client, world.clinician, world.patient.id)).status_code == 200
     assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
+async def test_at_most_concurrent_renders_reports_are_drawn_at_once(client, app, world, monkeypatch):
+    from api.reports import service
+
+    drawing, most = 0, 0
+    lock = threading.Lock()
+    draw = service.render.pdf
+
+    def watched(data):
+        nonlocal drawing, most
+        with lock:
+            drawing += 1
+            most = max(most, drawing)
+        try:
+            time.sleep(0.3)  # long enough for all five requests to be drawing at once, were they let
+            return draw(data)
+        finally:
+            with lock:
+                drawing -= 1
+
+    monkeypatch.setattr(service.render, "pdf", watched)
+    answers = await asyncio.gather(*[report(client, world.clinician, world.patient.id) for _ in range(5)])
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert most == service.CONCURRENT_RENDERS
 
 
 # --- headers ----------------------------------------------------------------------------------------------------

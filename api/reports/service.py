@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts.schemas import AlertPublic
@@ -35,6 +35,10 @@ from models.base import utcnow
 DEFAULT_INSTRUMENTS = ("gad7",)
 # The chart's default bucket: durability judged week by week, the clinic's usual cadence (docs/charts.md).
 BUCKET = "week"
+# Reports drawn at once by one process; more wait their turn. Drawing holds the GIL most of the time, so more
+# threads would not draw faster, only slow down every other request of the process (a report costs about eighty
+# times the CPU of a chart: bench/README.md).
+CONCURRENT_RENDERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,9 @@ def _instruments(plan: PlanView | None) -> tuple[str, ...]:
     return scheduled or DEFAULT_INSTRUMENTS
 
 
-async def report(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, query: ReportQuery) -> Report:
+async def report(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, query: ReportQuery, renders: CapacityLimiter
+) -> Report:
     patient = await authorize_patient(session, caller, patient_id, "report.read")
     zone = ZoneInfo(patient.timezone)
     found = await queries.reported_plan(session, patient.id)
@@ -77,5 +83,5 @@ async def report(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, q
         instrument_names={code: instrument.name for code, instrument in INSTRUMENTS.items()},
     )
     await session.commit()  # the audit events
-    pdf = await to_thread.run_sync(render.pdf, data)
+    pdf = await to_thread.run_sync(render.pdf, data, limiter=renders)
     return Report(pdf=pdf, filename=f"progress-report-{data.generated_at.astimezone(zone).date()}.pdf")
