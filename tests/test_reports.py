@@ -141,6 +141,17 @@ async def test_the_patients_own_report_leaves_out_clinician_only_content(client,
         assert hidden not in text, hidden
 
 
+async def test_the_baseline_says_whether_it_precedes_the_first_dose(client, app, world):
+    await add_scores(app, world, [(ago(12), 16), (ago(5), 8)])
+    taken = day(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=12))
+    _, text = pdf_text(await report(client, world.clinician, world.patient.id))
+    assert f"16 on {taken} (first score on record)" in flat(text)
+
+    await dosed(client, world, await active_plan(client, world), 10)
+    _, text = pdf_text(await report(client, world.clinician, world.patient.id))
+    assert f"16 on {taken} (before the first dose)" in flat(text)
+
+
 async def test_every_scheduled_instrument_is_charted_and_gad7_without_a_schedule(client, app, world):
     await add_scores(app, world, [(ago(5), 11)])
     _, text = pdf_text(await report(client, world.clinician, world.patient.id))

@@ -7,31 +7,24 @@ import uuid
 from collections.abc import Collection
 
 from sqlalchemy import case, select
+from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.charts.queries import chart_plan_id
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession
 from models.organizations import Organization
-from models.plans import PlanStatus, TreatmentPlan
-
-# The plan a report summarises is the chart's: the active one, else the most recently started of those that were
-# once active (a hold or a finished course must not hide the treatment); a draft has not begun.
-REPORTED_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
+from models.plans import TreatmentPlan
 
 
 async def organization_name(session: AsyncSession, organization_id: uuid.UUID) -> str:
     return (await session.exec(select(Organization.name).where(Organization.id == organization_id))).scalar_one()
 
 
-async def reported_plan(session: AsyncSession, patient_id: uuid.UUID) -> TreatmentPlan | None:
-    stmt = (
-        select(TreatmentPlan)
-        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status.in_(REPORTED_PLAN_STATUSES))
-        .order_by(case((TreatmentPlan.status == PlanStatus.active, 0), else_=1), TreatmentPlan.start_date.desc(),
-                  TreatmentPlan.created_at.desc(), TreatmentPlan.id.desc())
-        .limit(1)
-    )
-    return (await session.exec(stmt)).scalar_one_or_none()
+async def chart_plan(session: AsyncSession, patient_id: uuid.UUID) -> TreatmentPlan | None:
+    """The plan the report summarises: the charts' own (api.charts.queries.chart_plan_id)."""
+    plan = aliased(TreatmentPlan)
+    return (await session.exec(select(plan).where(plan.id == chart_plan_id(patient_id)))).scalar_one_or_none()
 
 
 async def sessions(session: AsyncSession, patient_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[DosingSession]:

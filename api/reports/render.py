@@ -176,6 +176,10 @@ def label(code: str) -> str:
     return code.replace("_", " ").capitalize()
 
 
+def every(days: int) -> str:
+    return "daily" if days == 1 else f"every {days} days"
+
+
 def age(born: dt.date, on: dt.date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
@@ -309,10 +313,10 @@ def plan_section(plan: PlanView | None, instrument_names: Mapping[str, str]) -> 
     protocol = plan.protocol
     dose = f"{protocol.dose.amount:g} {protocol.dose.unit}"
     infusion = f", infused over {protocol.infusion_minutes} minutes" if protocol.infusion_minutes else ""
-    phases = "; ".join(f"{phase.name}: {plural(phase.sessions, 'session')} every "
-                       f"{plural(phase.interval_days, 'day')}" for phase in protocol.phases)
-    assessments = ", ".join(f"{instrument_names.get(a.instrument, a.instrument)} every "
-                            f"{plural(a.every_days, 'day')}" for a in plan.assessments) or DASH
+    phases = "; ".join(f"{phase.name}: {plural(phase.sessions, 'session')} {every(phase.interval_days)}"
+                       for phase in protocol.phases)
+    assessments = ", ".join(f"{instrument_names.get(a.instrument, a.instrument)} {every(a.every_days)}"
+                            for a in plan.assessments) or DASH
     details: list[tuple[str, object]] = [
         ("Plan", plan.title),
         ("Status", f"{label(plan.status)}, started {day(plan.start_date)}"),
@@ -364,6 +368,12 @@ def outcomes_section(charts: Sequence[InstrumentChart], zone: ZoneInfo) -> list[
     def score(point) -> str:
         return DASH if point is None else f"{point.total} on {local_day(point.recorded_at, zone)}"
 
+    def baseline(chart: ChartPublic) -> str:
+        if chart.baseline is None:
+            return DASH
+        when = "before the first dose" if chart.baseline.pre_treatment else "first score on record"
+        return f"{score(chart.baseline)} ({when})"
+
     def change(chart: ChartPublic) -> str:
         if chart.change is None:
             return DASH
@@ -371,7 +381,7 @@ def outcomes_section(charts: Sequence[InstrumentChart], zone: ZoneInfo) -> list[
         return f"{signed(chart.change)} points{percent}"
 
     rows = [
-        ("Baseline", [score(item.chart.baseline) for item in charts]),
+        ("Baseline", [baseline(item.chart) for item in charts]),
         ("Latest", [score(item.chart.latest) for item in charts]),
         ("Change", [change(item.chart) for item in charts]),
         ("Response (≥ 50 % reduction)", [yes_no(item.chart.response) for item in charts]),

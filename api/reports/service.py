@@ -57,7 +57,7 @@ async def report(
 ) -> Report:
     patient = await authorize_patient(session, caller, patient_id, "report.read")
     zone = ZoneInfo(patient.timezone)
-    found = await queries.reported_plan(session, patient.id)
+    found = await queries.chart_plan(session, patient.id)
     plan = plans.present(found, caller) if found else None
     # The charts validate and default the period (422 before the rest is read); the report shows the same one.
     charted = [render.InstrumentChart(
