@@ -88,7 +88,8 @@ for _name, _file in ((FONT, "DejaVuSans.ttf"), (BOLD, "DejaVuSans-Bold.ttf"), (I
     pdfmetrics.registerFont(TTFont(_name, str(_FONTS / _file)))
 pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=ITALIC, boldItalic=BOLD)
 
-INK, MUTED, ACCENT = colors.HexColor("#1d2730"), colors.HexColor("#5b6770"), colors.HexColor("#1f4e5a")
+INK_HEX, MUTED_HEX = "#1d2730", "#5b6770"
+INK, MUTED, ACCENT = colors.HexColor(INK_HEX), colors.HexColor(MUTED_HEX), colors.HexColor("#1f4e5a")
 RULE, HEADER_FILL, STRIPE = colors.HexColor("#c9d3d8"), colors.HexColor("#e6eef0"), colors.HexColor("#f6f8f9")
 URGENT = colors.HexColor("#a61b1b")
 LINE_COLOUR, RANGE_COLOUR, SESSION_COLOUR, BASELINE_COLOUR = "#1f4e79", "#6c8fb3", "#7b3294", "#4d4d4d"
@@ -97,36 +98,35 @@ PAGE_WIDTH, PAGE_HEIGHT = LETTER
 MARGIN = 0.75 * inch
 FRAME_WIDTH = PAGE_WIDTH - 2 * MARGIN
 CHART_SIZE = (FRAME_WIDTH / inch, 2.75)  # inches
-CHART_DPI = 200  # sharp in print; a year's chart stays near 100 kB
+CHART_DPI = 200  # sharp in print; a year's report with two charts stays under 200 kB
 
-_BASE = ParagraphStyle("base", fontName=FONT, fontSize=9, leading=12, textColor=INK)
-BODY = _BASE
-SMALL = ParagraphStyle("small", _BASE, fontSize=7.5, leading=9.5, textColor=MUTED)
-CELL = ParagraphStyle("cell", _BASE, fontSize=8.5, leading=10.5)
+BODY = ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12, textColor=INK)
+SMALL = ParagraphStyle("small", BODY, fontSize=7.5, leading=9.5, textColor=MUTED)
+CELL = ParagraphStyle("cell", BODY, fontSize=8.5, leading=10.5)
 CELL_HEAD = ParagraphStyle("cell_head", CELL, fontName=BOLD, textColor=ACCENT)
 LABEL = ParagraphStyle("label", CELL, textColor=MUTED)
-ORGANIZATION = ParagraphStyle("organization", _BASE, fontName=BOLD, fontSize=9, textColor=ACCENT)
-TITLE = ParagraphStyle("title", _BASE, fontName=BOLD, fontSize=20, leading=24, spaceBefore=2, spaceAfter=2)
-PATIENT = ParagraphStyle("patient", _BASE, fontName=BOLD, fontSize=13, leading=16, textColor=ACCENT)
+ORGANIZATION = ParagraphStyle("organization", BODY, fontName=BOLD, fontSize=9, textColor=ACCENT)
+TITLE = ParagraphStyle("title", BODY, fontName=BOLD, fontSize=20, leading=24, spaceBefore=2, spaceAfter=2)
+PATIENT = ParagraphStyle("patient", BODY, fontName=BOLD, fontSize=13, leading=16, textColor=ACCENT)
 COPY = ParagraphStyle("copy", SMALL, alignment=TA_RIGHT)
-H1 = ParagraphStyle("h1", _BASE, fontName=BOLD, fontSize=12.5, leading=15, textColor=ACCENT, spaceBefore=14,
+H1 = ParagraphStyle("h1", BODY, fontName=BOLD, fontSize=12.5, leading=15, textColor=ACCENT, spaceBefore=14,
                     spaceAfter=6)
-# A subheading stays on the page of what follows it (short: a table's first rows, a list).
-H2 = ParagraphStyle("h2", _BASE, fontName=BOLD, fontSize=10, leading=13, textColor=INK, spaceBefore=8, spaceAfter=3,
+# A subheading stays on the page of what follows it (one of the plan's short tables).
+H2 = ParagraphStyle("h2", BODY, fontName=BOLD, fontSize=10, leading=13, textColor=INK, spaceBefore=8, spaceAfter=3,
                     keepWithNext=1)
 # A section starts on a new page rather than with less than this below its heading. (Keeping a heading with a
 # whole table would push a table that could have started here onto the next page.)
 SECTION_ROOM = 1.4 * inch
-NOTE_HEAD = ParagraphStyle("note_head", _BASE, fontName=BOLD, spaceBefore=5, keepWithNext=1)
-NOTE = ParagraphStyle("note", _BASE, leftIndent=10, spaceAfter=2)
+NOTE_HEAD = ParagraphStyle("note_head", BODY, fontName=BOLD, spaceBefore=5, keepWithNext=1)
+NOTE = ParagraphStyle("note", BODY, leftIndent=10, spaceAfter=2)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # every control character but the line feed
 DASH = "—"  # a value that does not apply or is not known
 
 
 def text(value: object) -> str:
     """Stored text as paragraph markup: escaped (a stored `<` is a character, never a tag), line breaks kept."""
-    return escape(_CONTROL.sub(" ", str(value))).replace("\r\n", "\n").replace("\n", "<br/>")
+    return escape(_CONTROL.sub(" ", str(value))).replace("\n", "<br/>")
 
 
 def para(value: object, style: ParagraphStyle = BODY) -> Paragraph:
@@ -221,6 +221,10 @@ def facts(pairs: Sequence[tuple[str, object]], columns: int = 1) -> Table:
 # --- charts ---------------------------------------------------------------------------------------------------------
 
 
+# A bucket's legend adjective and its time axis.
+_BUCKETS = {"day": ("Daily", "Local day"), "week": ("Weekly", "Week starting Monday"), "month": ("Monthly", "Month")}
+
+
 def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
     """The instrument's bucket means over the period, with each bucket's range, its severity bands shaded lightly,
     the baseline, and a marker at every signed dosing session."""
@@ -239,8 +243,8 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
         shade = palette(0.1 + 0.8 * index / max(1, len(chart.bands) - 1))
         low, high = max(0, band.min - 0.5), min(top, band.max + 0.5)
         axes.axhspan(low, high, color=shade, alpha=0.16, linewidth=0, zorder=0)
-        axes.text(1.005, (low + high) / 2, label(band.label).lower(), transform=axes.get_yaxis_transform(), fontsize=6.5,
-                  color="#5b6770", va="center", ha="left")
+        axes.text(1.005, (low + high) / 2, label(band.label).lower(), transform=axes.get_yaxis_transform(),
+                  fontsize=6.5, color=MUTED_HEX, va="center", ha="left")
 
     if chart.sessions:
         when = [row.started_at.astimezone(zone).replace(tzinfo=None) for row in chart.sessions]
@@ -253,20 +257,20 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
     if chart.points:
         starts = [point.bucket_start for point in chart.points]
         axes.vlines(starts, [p.min for p in chart.points], [p.max for p in chart.points], colors=RANGE_COLOUR,
-                    linewidth=2.2, alpha=0.45, zorder=2, label=f"{chart.bucket.capitalize()}ly range")
+                    linewidth=2.2, alpha=0.45, zorder=2, label=f"{_BUCKETS[chart.bucket][0]} range")
         axes.plot(starts, [p.mean for p in chart.points], color=LINE_COLOUR, linewidth=1.3, marker="o",
-                  markersize=2.6, zorder=3, label=f"{chart.bucket.capitalize()}ly mean")
+                  markersize=2.6, zorder=3, label=f"{_BUCKETS[chart.bucket][0]} mean")
     else:
         axes.text(0.5, 0.5, "No scores in this period", transform=axes.transAxes, ha="center", va="center",
-                  fontsize=9, color="#5b6770")
+                  fontsize=9, color=MUTED_HEX)
 
     locator = AutoDateLocator(minticks=4, maxticks=10)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    axes.set_xlabel(f"{_BUCKET_AXIS[chart.bucket]} ({chart.timezone})", fontsize=7.5, color="#5b6770")
-    axes.set_ylabel(f"{item.name} total", fontsize=7.5, color="#5b6770")
-    axes.tick_params(labelsize=7, colors="#1d2730")
+    axes.set_xlabel(f"{_BUCKETS[chart.bucket][1]} ({chart.timezone})", fontsize=7.5, color=MUTED_HEX)
+    axes.set_ylabel(f"{item.name} total", fontsize=7.5, color=MUTED_HEX)
+    axes.tick_params(labelsize=7, colors=INK_HEX)
     axes.grid(axis="y", color="#ffffff", linewidth=0.6)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
@@ -277,9 +281,6 @@ def chart_png(item: InstrumentChart, zone: ZoneInfo) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=CHART_DPI)
     return buffer.getvalue()
-
-
-_BUCKET_AXIS = {"day": "Local day", "week": "Week starting Monday", "month": "Month"}
 
 
 # --- sections -------------------------------------------------------------------------------------------------------
@@ -424,8 +425,9 @@ def sessions_section(sessions: Sequence[SessionView], zone: ZoneInfo) -> list[Fl
     widths += [FRAME_WIDTH - sum(widths)] if with_warnings else []
     rows = []
     for row in sessions:
+        cadss = DASH if row.dissociation_cadss is None else row.dissociation_cadss
         cells: list[object] = [local_time(row.started_at, zone), f"{label(row.medication)}, {label(row.route)}",
-                               f"{row.dose_mg:g} mg", DASH if row.dissociation_cadss is None else row.dissociation_cadss]
+                               f"{row.dose_mg:g} mg", cadss]
         if with_warnings:
             cells.append(Paragraph("<br/>".join(text(w.message) for w in row.warnings) or "None", CELL))
         rows.append(cells)
