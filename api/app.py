@@ -7,6 +7,7 @@ import gc
 from http import HTTPStatus
 from typing import Any
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -25,6 +26,8 @@ from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
 from api.ratelimit import RateLimiter
+from api.reports.router import router as reports_router
+from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
 from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
@@ -36,7 +39,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router)
+           schedules_router, reports_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
+    app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)
 
     install_error_handlers(app)
     for router in ROUTERS:

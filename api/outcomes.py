@@ -2,8 +2,8 @@
 clinically meaningful change, and the one rounding rule for every number derived from totals.
 
 Plain functions of plain values (totals, instants, an `Instrument`), with no database and no HTTP, so that every
-feature that reports outcomes (the chart now; the dashboard and the progress report when they come) computes them
-the same way. The rules and their sources are in docs/charts.md.
+feature that reports outcomes (the chart, and the progress report through the chart service; the dashboard when
+it comes) computes them the same way. The rules and their sources are in docs/charts.md.
 """
 
 from __future__ import annotations

@@ -37,7 +37,9 @@ async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: 
 CHART_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
 
 
-def _chart_plan_id(patient_id: ColumnElement) -> ScalarSelect:
+def chart_plan_id(patient_id: ColumnElement | uuid.UUID) -> ScalarSelect:
+    """The id of the patient's chart plan, as a scalar subquery; it selects from TreatmentPlan, so a statement on
+    that table uses an alias for its own rows (or this would correlate to them)."""
     return (
         select(TreatmentPlan.id)
         .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status.in_(CHART_PLAN_STATUSES))
@@ -62,7 +64,7 @@ async def plan_and_sessions(
         select(plan.id.label("chart_plan_id"), plan.start_date, DosingSession.id, DosingSession.started_at,
                DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
         .select_from(Patient)
-        .outerjoin(plan, plan.id == _chart_plan_id(Patient.id))
+        .outerjoin(plan, plan.id == chart_plan_id(Patient.id))
         .outerjoin(DosingSession, and_(DosingSession.patient_id == Patient.id, DosingSession.status.in_(statuses)))
         .where(Patient.id == patient_id)
         .order_by(DosingSession.started_at, DosingSession.id)
