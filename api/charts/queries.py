@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, and_, case, select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, Select, Uuid, and_, bindparam, case, select
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,12 +24,16 @@ async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: 
     spread over many pages); instrument and tombstones are filtered on the heap rows. The whole history, not the
     chart's window: baseline, latest, onset and durability need it.
     """
-    stmt = (
-        select(Score.recorded_at, Score.total)
-        .where(Score.patient_id == patient_id, Score.instrument == instrument, Score.deleted_at.is_(None))
-        .order_by(Score.recorded_at, Score.id)
-    )
-    return (await session.exec(stmt)).all()
+    return (await session.exec(_LIVE_TOTALS, params={"patient_id": patient_id, "instrument": instrument})).all()
+
+
+# Built once: composing a statement costs more CPU than PostgreSQL spends running it (charts are a hot path).
+_LIVE_TOTALS = (
+    select(Score.recorded_at, Score.total)
+    .where(Score.patient_id == bindparam("patient_id", type_=Uuid), Score.instrument == bindparam("instrument"),
+           Score.deleted_at.is_(None))
+    .order_by(Score.recorded_at, Score.id)
+)
 
 
 # Whose chart it is: the active plan, else the most recently started of the plans that were once active. A paused
@@ -50,6 +55,21 @@ def chart_plan_id(patient_id: ColumnElement | uuid.UUID) -> ScalarSelect:
     )
 
 
+@functools.cache
+def _plan_and_sessions(statuses: tuple[SessionStatus, ...]) -> Select:
+    """Built once per set of statuses (see _LIVE_TOTALS)."""
+    plan = aliased(TreatmentPlan)
+    return (
+        select(plan.id.label("chart_plan_id"), plan.start_date, DosingSession.id, DosingSession.started_at,
+               DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
+        .select_from(Patient)
+        .outerjoin(plan, plan.id == chart_plan_id(Patient.id))
+        .outerjoin(DosingSession, and_(DosingSession.patient_id == Patient.id, DosingSession.status.in_(statuses)))
+        .where(Patient.id == bindparam("patient_id", type_=Uuid))
+        .order_by(DosingSession.started_at, DosingSession.id)
+    )
+
+
 async def plan_and_sessions(
     session: AsyncSession, patient_id: uuid.UUID, statuses: Collection[SessionStatus]
 ) -> tuple[tuple[uuid.UUID, dt.date] | None, list[Row]]:
@@ -59,17 +79,7 @@ async def plan_and_sessions(
     Starts from the patient's row and left-joins the one chart plan (a correlated subquery picks it, so the plan
     never multiplies the sessions) and the sessions, which come off ix_dosing_session_patient_started.
     """
-    plan = aliased(TreatmentPlan)
-    stmt = (
-        select(plan.id.label("chart_plan_id"), plan.start_date, DosingSession.id, DosingSession.started_at,
-               DosingSession.dose_mg, DosingSession.route, DosingSession.plan_id)
-        .select_from(Patient)
-        .outerjoin(plan, plan.id == chart_plan_id(Patient.id))
-        .outerjoin(DosingSession, and_(DosingSession.patient_id == Patient.id, DosingSession.status.in_(statuses)))
-        .where(Patient.id == patient_id)
-        .order_by(DosingSession.started_at, DosingSession.id)
-    )
-    rows = (await session.exec(stmt)).all()
+    rows = (await session.exec(_plan_and_sessions(tuple(statuses)), params={"patient_id": patient_id})).all()
     first = rows[0] if rows else None
     chart_plan = None if first is None or first.chart_plan_id is None else (first.chart_plan_id, first.start_date)
     return chart_plan, [row for row in rows if row.id is not None]

@@ -10,7 +10,6 @@ import datetime as dt
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from fractions import Fraction
 
 from api.outcomes import half_up
 
@@ -46,7 +45,7 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
     first, last = window
     due_dates = math.ceil(((last - first).days + 1) / every_days)
     completed = sum(1 for day in set(days_with_scores) if first <= day <= last)
-    return half_up(min(Fraction(1), Fraction(completed, due_dates)), places=2)
+    return half_up(min(completed, due_dates), due_dates, places=2)
 
 
 @dataclass(frozen=True, slots=True)
