@@ -100,3 +100,31 @@ def clinically_meaningful(instrument: Instrument, change: int) -> bool | None:
     """|change| ≥ the instrument's minimal clinically important difference (either direction); None without one."""
     mcid = instrument.clinically_meaningful_change
     return None if mcid is None else abs(change) >= mcid
+
+
+TREND_WINDOW = dt.timedelta(days=14)
+
+
+def trend(instrument: Instrument, scores: Sequence[tuple[dt.datetime, int]], now: dt.datetime) -> str | None:
+    """The contract's dashboard `trend`: the mean total of the last 14 days (after now − 14 d, up to now) against
+    the mean of the 14 days before, judged by the instrument's clinically meaningful change. Higher totals are worse
+    on every instrument: a rise of at least the MCID is "worsening", a fall of at least it "improving", anything
+    else "stable". None when either fortnight has no score, or the instrument has no MCID.
+
+    Exact integer arithmetic: mean_recent − mean_prior ≥ mcid ⇔ Σr·np − Σp·nr ≥ mcid·nr·np.
+    """
+    mcid = instrument.clinically_meaningful_change
+    if mcid is None:
+        return None
+    split, start = now - TREND_WINDOW, now - 2 * TREND_WINDOW
+    recent = [total for at, total in scores if split < at <= now]
+    prior = [total for at, total in scores if start < at <= split]
+    if not recent or not prior:
+        return None
+    difference = sum(recent) * len(prior) - sum(prior) * len(recent)
+    threshold = mcid * len(recent) * len(prior)
+    if difference >= threshold:
+        return "worsening"
+    if difference <= -threshold:
+        return "improving"
+    return "stable"

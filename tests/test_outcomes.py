@@ -81,3 +81,40 @@ def test_the_first_dose_is_the_first_session_else_the_end_of_the_start_day_in_th
     assert outcomes.first_dose(None, dt.date(2026, 10, 31), new_york) == dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC)
     assert outcomes.first_dose(None, dt.date(2026, 11, 1), new_york) == dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
     assert outcomes.first_dose(None, None, new_york) is None
+
+
+NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+
+
+def days_before(days: float) -> dt.datetime:
+    return NOW - dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize(("instrument", "recent", "prior", "expected"), [
+    (GAD7, [14, 14], [10], "worsening"),       # +4: exactly the MCID
+    (GAD7, [13, 14], [10], "stable"),          # +3.5
+    (GAD7, [6], [10, 10, 11], "improving"),    # −4.33
+    (PHQ9, [14], [10], "stable"),              # +4 < 5
+    (PHQ9, [15], [10], "worsening"),
+    (GAD7, [], [10], None), (GAD7, [10], [], None),
+    (SUDS, [90], [10], None),                  # no MCID
+])
+def test_trend_compares_two_fortnights(instrument, recent, prior, expected):
+    scores = [(days_before(1 + i), total) for i, total in enumerate(recent)]
+    scores += [(days_before(15 + i), total) for i, total in enumerate(prior)]
+    assert outcomes.trend(instrument, scores, NOW) == expected
+
+
+def test_trend_window_edges():
+    # Exactly 14 days ago belongs to the earlier fortnight; exactly 28 days ago to neither; the future to neither.
+    scores = [(NOW, 20), (days_before(14), 10), (days_before(28), 30), (NOW + dt.timedelta(seconds=1), 0)]
+    assert outcomes.trend(GAD7, scores, NOW) == "worsening"
+
+
+@given(recent=st.lists(st.integers(0, 21), min_size=1, max_size=20),
+       prior=st.lists(st.integers(0, 21), min_size=1, max_size=20))
+def test_trend_agrees_with_exact_means(recent, prior):
+    scores = [(days_before(1), total) for total in recent] + [(days_before(20), total) for total in prior]
+    difference = Decimal(sum(recent)) / len(recent) - Decimal(sum(prior)) / len(prior)
+    expected = "worsening" if difference >= 4 else "improving" if difference <= -4 else "stable"
+    assert outcomes.trend(GAD7, scores, NOW) == expected
