@@ -16,6 +16,7 @@ from api.alerts.router import router as alerts_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.charts.router import router as charts_router
+from api.dashboard.router import router as dashboard_router
 from api.db import create_engine, session_factory
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
@@ -39,7 +40,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, reports_router)
+           schedules_router, dashboard_router, reports_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -80,6 +80,25 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
         raise _invalid_cursor() from None
 
 
+def encode_position(values: Sequence[str | int]) -> str:
+    """A cursor for a list ordered in Python (by values computed per row): the last item's sort key, as JSON
+    strings and integers. The same opaque format as every other cursor."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+def decode_position(cursor: str, types: Sequence[type[str] | type[int]]) -> tuple[str | int, ...]:
+    """The sort key an `encode_position` cursor carries, checked against the key's layout (so that comparing it
+    with the rows' keys cannot fail); 422 otherwise."""
+    position, _ = _unpack(cursor)
+    if len(position) != len(types) or not all(
+        type(value) is kind and (kind is not int or abs(value) < 2**63)
+        and (kind is not str or "\x00" not in value)
+        for value, kind in zip(position, types, strict=False)
+    ):
+        raise _invalid_cursor()
+    return tuple(position)
+
+
 def carried(cursor: str | None) -> str | None:
     """The value a list put into its cursors with `page_of(..., carry=…)`: state that must stay the same on every
     page of one listing (e.g. the delta-sync watermark of its first page). The caller validates it."""

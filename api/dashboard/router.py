@@ -1,0 +1,18 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from api.dashboard import service
+from api.dashboard.schemas import DashboardPage, DashboardQuery
+from api.deps import SessionDep, StaffCaller
+from api.errors import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["dashboard"])
+
+
+@router.get("/dashboard", response_model=DashboardPage, responses=problem_responses(401, 403, 422))
+async def read_dashboard(caller: StaffCaller, session: SessionDep,
+                         query: Annotated[DashboardQuery, Depends()]) -> DashboardPage:
+    """The caller's panel (clinicians: their care teams' patients; admins: the organization), one row per patient
+    with baseline, change, trend, schedule and alerts (docs/dashboard.md)."""
+    return await service.dashboard(session, caller, query)

@@ -1,0 +1,150 @@
+"""The clinician's panel dashboard: one row per patient with the chart's outcomes, the schedule's state and open
+alerts (docs/dashboard.md).
+
+Every number comes from the functions the chart and the schedule use (api.outcomes, api.schedules.rules), fed with
+the few rows they need per patient, read for all patients at once: a page costs the same statements whether the
+panel holds 5 patients or 500. Ordered by name without filters, only the page's patients are read; another order
+or a filter on computed values (overdue, trend) reads the whole panel, then orders and pages in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import outcomes, pagination
+from api.audit import service as audit
+from api.authz import visible_patients
+from api.dashboard import queries
+from api.dashboard.schemas import DashboardPage, DashboardQuery, DashboardRow, LatestScore
+from api.instruments.registry import GAD7, INSTRUMENTS
+from api.schedules import rules
+from api.security.tokens import Caller
+from models.base import utcnow
+from models.patients import Patient
+from models.plans import PlanStatus
+
+# Scores read per patient for the trend (two fortnights) and the schedule's 28 local days, with a day to spare for
+# the patient's zone.
+RECENT = dt.timedelta(days=29)
+BY_NAME: list[pagination.SortKey] = [(Patient.full_name, "asc"), (Patient.id, "asc")]
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _micros(at: dt.datetime | None) -> int:
+    return 0 if at is None else (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+# Each order as an ascending key of strings and integers (what a Python-ordered cursor carries), ending with the
+# name and the id so that it is total and stable.
+ORDERS: dict[str, tuple[Callable[[DashboardRow], tuple], tuple[type, ...]]] = {
+    "alerts": (lambda r: (-r.urgent_alerts, -r.open_alerts, r.full_name, str(r.patient_id)), (int, int, str, str)),
+    "change": (lambda r: (r.change is None, -(r.change or 0), r.full_name, str(r.patient_id)),
+               (int, int, str, str)),
+    "last_activity": (lambda r: (r.last_activity_at is None, -_micros(r.last_activity_at), r.full_name,
+                                 str(r.patient_id)), (int, int, str, str)),
+    "name": (lambda r: (r.full_name, str(r.patient_id)), (str, str)),
+}
+
+
+def _key(order: str, row: DashboardRow) -> tuple:
+    return tuple(int(v) if isinstance(v, bool) else v for v in ORDERS[order][0](row))
+
+
+async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> DashboardPage:
+    now = utcnow()
+    visible = visible_patients(caller)
+    if query.sort == "name" and query.overdue is None and query.trend is None:
+        # The panel's own order: the database pages it and only the page is summarised.
+        stmt = select(Patient.id, Patient.full_name, Patient.timezone).where(visible)
+        if query.q:
+            stmt = stmt.where(func.lower(Patient.full_name).contains(query.q.lower(), autoescape=True))
+        rows = (await session.exec(pagination.keyset(stmt, BY_NAME, limit=query.limit, cursor=query.cursor))).all()
+        patients, next_cursor = pagination.page_of(rows, BY_NAME, limit=query.limit)
+        items = await summarise(session, patients, now)
+    else:
+        after = pagination.decode_position(query.cursor, ORDERS[query.sort][1]) if query.cursor else None
+        everyone = await summarise(session, await queries.panel(session, visible, query.q), now)
+        chosen = sorted((row for row in everyone if _matches(row, query)), key=lambda r: _key(query.sort, r))
+        if after is not None:
+            chosen = [row for row in chosen if _key(query.sort, row) > after]
+        items = chosen[:query.limit]
+        next_cursor = pagination.encode_position(_key(query.sort, items[-1])) if len(chosen) > query.limit else None
+    audit.record_patient_reads(session, caller, "dashboard.read", "patient",
+                               [(row.patient_id, row.patient_id) for row in items])
+    await session.commit()
+    return DashboardPage(items=items, next_cursor=next_cursor)
+
+
+def _matches(row: DashboardRow, query: DashboardQuery) -> bool:
+    return ((query.overdue is None or row.overdue == query.overdue)
+            and (query.trend is None or row.trend == query.trend))
+
+
+async def summarise(session: AsyncSession, patients: Sequence[Row], now: dt.datetime) -> list[DashboardRow]:
+    """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: six statements."""
+    ids = [patient.id for patient in patients]
+    plans = await queries.plans(session, ids)
+    spans = await queries.score_spans(session, ids)
+    recent = await queries.recent_scores(session, ids, now - RECENT)
+    shown, doses = {}, {}
+    for patient in patients:
+        plan = plans[patient.id]
+        assessments = plan.assessments if plan.plan_id is not None else []
+        shown[patient.id] = assessments[0]["instrument"] if assessments else GAD7.code
+        doses[patient.id] = outcomes.first_dose(plan.first_session_at, plan.start_date, ZoneInfo(patient.timezone))
+    before = await queries.last_before(session, [
+        (pid, shown[pid], dose) for pid, dose in doses.items() if dose is not None and (pid, shown[pid]) in spans])
+    baselines: dict = {}
+    for pid in ids:
+        if (pid, shown[pid]) in spans:
+            first, _ = spans[(pid, shown[pid])]
+            candidates = sorted({first, before.get(pid, first)})
+            index, _ = outcomes.baseline(candidates, doses[pid])
+            baselines[pid] = candidates[index]
+    wanted = {(pid, shown[pid], at) for pid, at in baselines.items()}
+    wanted |= {(pid, shown[pid], spans[(pid, shown[pid])][1]) for pid in baselines}
+    values = await queries.scores_at(session, wanted)
+    alerts = await queries.open_alerts(session, ids)
+    return [_row(patient, plans[patient.id], shown[patient.id], spans, recent[patient.id], baselines, values,
+                 alerts.get(patient.id, (0, 0)), now) for patient in patients]
+
+
+def _row(patient: Row, plan: Row, code: str, spans: dict, recent: list[Row], baselines: dict, values: dict,
+         alerts: tuple[int, int], now: dt.datetime) -> DashboardRow:
+    instrument = INSTRUMENTS[code]
+    zone = ZoneInfo(patient.timezone)
+    latest = base = None
+    if patient.id in baselines:
+        latest = values.get((patient.id, code, spans[(patient.id, code)][1]))
+        base = values.get((patient.id, code, baselines[patient.id]))
+    change = latest.total - base.total if latest is not None and base is not None else None
+    schedule = []
+    if plan.plan_id is not None and plan.status == PlanStatus.active:
+        today = now.astimezone(zone).date()
+        schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
+                                spans.get((patient.id, line["instrument"]), (None, None))[1],
+                                [row.recorded_at for row in recent if row.instrument == line["instrument"]])
+                    for line in plan.assessments]
+    shares = [round(entry.adherence_28d * 100) for entry in schedule if entry.adherence_28d is not None]
+    activity = [last for (pid, _), (_, last) in spans.items() if pid == patient.id]
+    activity += [plan.last_session_at] if plan.last_session_at is not None else []
+    return DashboardRow(
+        patient_id=patient.id, full_name=patient.full_name,
+        plan_status=plan.status if plan.plan_id is not None else None, instrument=code,
+        latest=None if latest is None else LatestScore(instrument=code, total=latest.total, severity=latest.severity,
+                                                       recorded_at=latest.recorded_at),
+        baseline_total=None if base is None else base.total, change=change,
+        percent_change=None if change is None else outcomes.percent_change(base.total, latest.total),
+        trend=outcomes.trend(instrument, [(row.recorded_at, row.total) for row in recent if row.instrument == code],
+                             now),
+        last_session_at=plan.last_session_at, last_activity_at=max(activity, default=None),
+        next_assessment_due=min((entry.next_due_on for entry in schedule), default=None),
+        overdue=any(entry.overdue_days > 0 for entry in schedule),
+        adherence=outcomes.half_up(sum(shares), 100 * len(shares), places=2) if shares else None,
+        open_alerts=alerts[0], urgent_alerts=alerts[1],
+    )

@@ -1,0 +1,243 @@
+"""The clinician's dashboard: the chart's outcomes and the schedule's state per patient, every order and filter,
+who sees which rows, and a fixed number of statements per page whatever the panel's size."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import event
+
+from models import CareTeamMember, CareTeamRole
+from tests.factories import add_patient
+from tests.matrix import Route, by_role, cell_id, cells, check_route
+from tests.plan_helpers import new_plan, plan_body, set_status
+
+NOW = dt.datetime.now(dt.UTC)
+GAD7 = {16: [3, 3, 2, 2, 2, 2, 2], 8: [2, 1, 1, 1, 1, 1, 1], 14: [2, 2, 2, 2, 2, 2, 2], 10: [2, 2, 2, 1, 1, 1, 1],
+        3: [1, 1, 1, 0, 0, 0, 0], 20: [3, 3, 3, 3, 3, 3, 2]}
+
+
+def ago(days: float) -> str:
+    return (NOW - dt.timedelta(days=days)).isoformat()
+
+
+def local_day(days: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
+
+
+async def score(client, actor, patient, total: int, days: float, instrument: str = "gad7") -> None:
+    items = GAD7[total] if instrument == "gad7" else [1] * 8 + [total]
+    response = await client.post(f"/v1/patients/{patient.id}/scores", headers=actor.headers, json={
+        "id": str(uuid.uuid4()), "instrument": instrument, "items": items, "recorded_at": ago(days)})
+    assert response.status_code == 201, response.text
+
+
+async def plan_for(client, world, patient, *, start_days_ago: int = 20, every_days: int = 7) -> dict:
+    plan = await new_plan(client, world, plan_body(start_date=local_day(start_days_ago), goals=[],
+                                                   assessments=[{"instrument": "gad7", "every_days": every_days}]),
+                          patient=patient)
+    assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 200
+    return plan
+
+
+async def dashboard(client, actor, **params) -> dict:
+    response = await client.get("/v1/dashboard", params=params, headers=actor.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def row_of(page: dict, patient) -> dict:
+    [row] = [row for row in page["items"] if row["patient_id"] == str(patient.id)]
+    return row
+
+
+async def test_a_row_carries_the_charts_outcomes_and_the_schedule(client, world):
+    await score(client, world.clinician, world.patient, 16, days=25)  # before the plan's start: the baseline
+    await plan_for(client, world, world.patient, start_days_ago=20)
+    await score(client, world.clinician, world.patient, 10, days=18)
+    await score(client, world.clinician, world.patient, 8, days=3)
+    row = row_of(await dashboard(client, world.clinician, sort="name"), world.patient)
+    chart = (await client.get(f"/v1/patients/{world.patient.id}/chart", params={"instrument": "gad7"},
+                              headers=world.clinician.headers)).json()
+    assert row["baseline_total"] == chart["baseline"]["total"] == 16
+    assert (row["change"], row["percent_change"]) == (chart["change"], chart["percent_change"]) == (-8, -50.0)
+    assert row["latest"] == {"instrument": "gad7", "total": 8, "severity": "mild",
+                             "recorded_at": chart["latest"]["recorded_at"]}
+    assert row["plan_status"] == "active" and row["instrument"] == "gad7"
+    assert row["trend"] == "improving"  # 8 in the last fortnight against 10 and 16 before: −5
+    schedule = (await client.get(f"/v1/patients/{world.patient.id}/schedule",
+                                 headers=world.clinician.headers)).json()["items"][0]
+    assert row["next_assessment_due"] == schedule["next_due_on"]
+    assert row["overdue"] is (schedule["overdue_days"] > 0)
+    assert row["adherence"] == schedule["adherence_28d"]
+    assert row["last_activity_at"] == chart["latest"]["recorded_at"]
+
+
+async def test_a_patient_without_plan_or_scores(client, world):
+    row = row_of(await dashboard(client, world.clinician), world.fresh_patient)
+    assert {key: row[key] for key in ("plan_status", "latest", "baseline_total", "change", "percent_change", "trend",
+                                      "last_session_at", "next_assessment_due", "overdue", "adherence",
+                                      "open_alerts", "urgent_alerts")} == {
+        "plan_status": None, "latest": None, "baseline_total": None, "change": None, "percent_change": None,
+        "trend": None, "last_session_at": None, "next_assessment_due": None, "overdue": False, "adherence": None,
+        "open_alerts": 0, "urgent_alerts": 0}
+    assert row["instrument"] == "gad7"
+
+
+async def test_a_paused_plan_keeps_its_baseline_but_has_no_schedule(client, world):
+    await score(client, world.clinician, world.patient, 16, days=25)
+    plan = await plan_for(client, world, world.patient, start_days_ago=20)
+    await score(client, world.clinician, world.patient, 8, days=3)
+    await set_status(client, world.clinician, plan["id"], "paused", reason="BP hold")
+    row = row_of(await dashboard(client, world.clinician), world.patient)
+    assert (row["plan_status"], row["baseline_total"], row["change"]) == ("paused", 16, -8)
+    assert (row["next_assessment_due"], row["overdue"], row["adherence"]) == (None, False, None)
+
+
+async def test_who_sees_which_rows(client, world):
+    names = lambda page: sorted(row["full_name"] for row in page["items"])  # noqa: E731
+    assert names(await dashboard(client, world.clinician)) == ["Finn Fresh", "Pat Patient"]
+    assert names(await dashboard(client, world.therapist)) == ["Pat Patient"]
+    assert names(await dashboard(client, world.other_clinician)) == ["Quinn Other"]
+    assert names(await dashboard(client, world.admin)) == ["Finn Fresh", "Pat Patient", "Quinn Other"]
+    assert names(await dashboard(client, world.admin_b)) == ["Bo Bee"]
+    for actor in (world.clinician_b, world.admin_b):
+        assert str(world.patient.id) not in (await client.get("/v1/dashboard", headers=actor.headers)).text
+
+
+ROUTES = [Route("dashboard", "GET", lambda w: "/v1/dashboard", by_role(admin=200, clinician=200, patient=403))]
+
+
+@pytest.mark.parametrize(("route", "caller"), cells(ROUTES), ids=cell_id)
+async def test_access(client, world, route, caller):
+    await check_route(client, world, route, caller)
+
+
+# --- orders, filters and pages -----------------------------------------------------------------------------------
+
+
+async def panel_of_four(client, world, app) -> dict[str, object]:
+    """Four patients on the clinician's panel with distinct alerts, change and activity."""
+    async with app.state.sessions() as session:
+        made = {name: await add_patient(session, world.org_a, name, team=[world.clinician.user])
+                for name in ("Ann Urgent", "Bob Worse", "Cy Quiet", "Di Better")}
+        await session.commit()
+    for name, patient in made.items():
+        await plan_for(client, world, patient, start_days_ago=30)
+    await score(client, world.clinician, made["Ann Urgent"], 1, days=2, instrument="phq9")  # item 9: urgent alert
+    await score(client, world.clinician, made["Bob Worse"], 10, days=20)
+    await score(client, world.clinician, made["Bob Worse"], 20, days=1)  # +10, worsening
+    await score(client, world.clinician, made["Di Better"], 14, days=20)
+    await score(client, world.clinician, made["Di Better"], 3, days=5)  # −11, improving
+    await score(client, world.clinician, made["Cy Quiet"], 10, days=40)  # long ago: overdue since
+    return made
+
+
+async def every_page(client, actor, **params) -> list[str]:
+    names, cursor = [], None
+    while True:
+        page = await dashboard(client, actor, limit=1, **params, **({"cursor": cursor} if cursor else {}))
+        names += [row["full_name"] for row in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return names
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"sort": "alerts"}, ["Ann Urgent", "Bob Worse", "Cy Quiet", "Di Better", "Finn Fresh", "Pat Patient"]),
+    ({"sort": "change"}, ["Bob Worse", "Cy Quiet", "Di Better", "Ann Urgent", "Finn Fresh", "Pat Patient"]),
+    ({"sort": "last_activity"}, ["Bob Worse", "Ann Urgent", "Di Better", "Cy Quiet", "Finn Fresh", "Pat Patient"]),
+    ({"sort": "name"}, ["Ann Urgent", "Bob Worse", "Cy Quiet", "Di Better", "Finn Fresh", "Pat Patient"]),
+    ({"trend": "worsening"}, ["Bob Worse"]),
+    ({"trend": "improving", "sort": "name"}, ["Di Better"]),
+    ({"overdue": "true", "sort": "name"}, ["Ann Urgent", "Cy Quiet"]),
+    ({"q": "B", "sort": "change"}, ["Bob Worse", "Di Better"]),
+    ({"q": "ter", "sort": "name"}, ["Di Better"]),
+])
+async def test_orders_filters_and_pages(client, world, app, params, expected):
+    await panel_of_four(client, world, app)
+    assert [row["full_name"] for row in (await dashboard(client, world.clinician, **params))["items"]] == expected
+    assert await every_page(client, world.clinician, **params) == expected  # one row a page, nothing twice
+
+
+async def test_change_sorts_a_rise_first_and_rows_without_change_last(client, world, app):
+    made = await panel_of_four(client, world, app)
+    rows = (await dashboard(client, world.clinician, sort="change"))["items"]
+    assert [(row["full_name"], row["change"]) for row in rows[:3]] == [("Bob Worse", 10), ("Cy Quiet", 0),
+                                                                       ("Di Better", -11)]
+    assert all(row["change"] is None for row in rows[3:])
+    assert made
+
+
+async def test_alerts_count_open_and_urgent(client, world, app):
+    made = await panel_of_four(client, world, app)
+    row = row_of(await dashboard(client, world.clinician), made["Ann Urgent"])
+    assert (row["open_alerts"], row["urgent_alerts"]) == (1, 1)
+    [alert] = (await client.get("/v1/alerts", params={"patient_id": str(made["Ann Urgent"].id)},
+                                headers=world.clinician.headers)).json()["items"]
+    await client.post(f"/v1/alerts/{alert['id']}/acknowledge", json={"note": "called"}, headers=world.clinician.headers)
+    row = row_of(await dashboard(client, world.clinician), made["Ann Urgent"])
+    assert (row["open_alerts"], row["urgent_alerts"]) == (0, 0)
+
+
+@pytest.mark.parametrize("params", [
+    {"sort": "worst"}, {"limit": 0}, {"limit": 10_000}, {"cursor": "not a cursor"}, {"trend": "up"},
+    {"overdue": "maybe"}, {"sort": "alerts", "cursor": "WyJ4Il0"}, {"sort": "change", "cursor": "WzEsICJhIl0"},
+])
+async def test_bad_input_is_422(client, world, params):
+    response = await client.get("/v1/dashboard", params=params, headers=world.clinician.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_reading_the_dashboard_is_audited_per_row(client, world):
+    await dashboard(client, world.clinician, sort="name")
+    events = (await client.get("/v1/audit-events", params={"action": "dashboard.read"},
+                               headers=world.admin.headers)).json()["items"]
+    assert sorted(e["patient_id"] for e in events) == sorted([str(world.patient.id), str(world.fresh_patient.id)])
+
+
+# --- cost ------------------------------------------------------------------------------------------------------
+
+
+async def statements_for(client, app, actor, **params) -> int:
+    executed = []
+
+    def count(*_args) -> None:
+        executed.append(1)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await dashboard(client, actor, **params)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(executed)
+
+
+@pytest.mark.parametrize("params", [{"sort": "name"}, {"sort": "alerts"}, {"sort": "name", "trend": "worsening"}])
+async def test_a_page_costs_the_same_statements_for_5_and_500_patients(client, world, app, params):
+    from tests.factories import add_user
+    from models import Role
+
+    counts = []
+    for size in (5, 500):
+        async with app.state.sessions() as session:
+            clinician = await add_user(session, world.org_a, Role.clinician, f"Panel {size}")
+            patients = [await add_patient(session, world.org_a, f"P{size}-{i:03d}") for i in range(size)]
+            session.add_all([CareTeamMember(patient_id=p.id, user_id=clinician.id, role=CareTeamRole.prescriber)
+                             for p in patients])
+            await session.commit()
+        from tests.factories import Actor, token_for
+
+        actor = Actor(clinician, token_for(app, clinician))
+        # A plan and scores for a few, so that every statement has rows to read.
+        for patient in patients[:3]:
+            await client.put(f"/v1/patients/{patient.id}/care-team/{world.clinician.id}", json={"role": "prescriber"},
+                             headers=world.admin.headers)
+            await plan_for(client, world, patient)
+            await score(client, world.clinician, patient, 10, days=2)
+        counts.append(await statements_for(client, app, actor, limit=100, **params))
+    assert counts[0] == counts[1], counts
