@@ -30,15 +30,16 @@ def caller_of(user: User) -> Caller:
 
 
 async def issue_token_pair(
-    session: AsyncSession, settings: Settings, user: User, *, family_id: uuid.UUID | None = None
+    session: AsyncSession, settings: Settings, user: User, *, parent: RefreshToken | None = None
 ) -> TokenPair:
-    """Adds the refresh-token row to the session; the caller commits."""
+    """Adds the refresh-token row to the session (a new family, or the child of `parent`); the caller commits."""
     access_token, expires_in = issue_access_token(settings, caller_of(user))
     refresh_token = new_secret()
     session.add(
         RefreshToken(
             token_hash=digest(refresh_token),
-            family_id=family_id or uuid.uuid4(),
+            family_id=parent.family_id if parent else uuid.uuid4(),
+            parent_id=parent.id if parent else None,
             user_id=user.id,
             expires_at=utcnow() + dt.timedelta(days=settings.refresh_token_days),
         )
@@ -156,7 +157,10 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
         .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
         .values(rotated_at=now)
     )
-    if rotated.rowcount != 1:
+    if rotated.rowcount == 1:
+        if token.parent_id is not None:
+            await _supersede_siblings(session, token, now)
+    elif not await _within_grace(session, settings, token, now):
         # A rotated-out token came back: assume it was stolen and end the whole session family.
         await _revoke_family(session, token.family_id, now)
         audit.record(session, None, "auth.refresh_reuse", resource_type="user", resource_id=token.user_id,
@@ -168,9 +172,47 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
     if user is None or not user.is_active:
         await session.rollback()
         raise Unauthorized(INVALID_REFRESH)
-    pair = await issue_token_pair(session, settings, user, family_id=token.family_id)
+    if rotated.rowcount != 1:
+        audit.record(session, caller_of(user), "auth.refresh_grace", resource_type="user", resource_id=user.id)
+    pair = await issue_token_pair(session, settings, user, parent=token)
     await session.commit()
     return pair
+
+
+async def _within_grace(session: AsyncSession, settings: Settings, token: RefreshToken, now: dt.datetime) -> bool:
+    """Whether a rotated token presented again is still "just rotated": rotated less than the grace period ago, its
+    family alive, and none of its children refreshed yet. Once the phone has moved on to a child, the parent coming
+    back is theft however soon. Each grace answer is one more child of the same token (the raw successor cannot be
+    answered again: only its hash is stored), so the grace never starts a family of its own.
+
+    The token's row is locked first (PostgreSQL), and `_supersede_siblings` takes the same lock: a grace answer and
+    the refresh of a sibling cannot interleave, so no child minted here outlives its sibling's refresh."""
+    if settings.refresh_reuse_grace_seconds <= 0:
+        return False
+    rotated_at, revoked_at = (await session.exec(
+        select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(RefreshToken.id == token.id).with_for_update()
+    )).one()
+    if revoked_at is not None or rotated_at is None:
+        return False
+    if now - rotated_at > dt.timedelta(seconds=settings.refresh_reuse_grace_seconds):
+        return False
+    child_refreshed = (await session.exec(
+        select(func.count()).select_from(RefreshToken)
+        .where(RefreshToken.parent_id == token.id, RefreshToken.rotated_at.is_not(None))
+    )).scalar_one()
+    return child_refreshed == 0
+
+
+async def _supersede_siblings(session: AsyncSession, token: RefreshToken, now: dt.datetime) -> None:
+    """The first child of a token to be refreshed is the one the phone kept: the other children (answers of the
+    grace period that the phone lost or overwrote) stop working, so no second line of the family lives on unseen."""
+    await session.exec(select(RefreshToken.id).where(RefreshToken.id == token.parent_id).with_for_update())
+    await session.exec(
+        update(RefreshToken)
+        .where(RefreshToken.parent_id == token.parent_id, RefreshToken.id != token.id,
+               RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 async def _org_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
