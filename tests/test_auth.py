@@ -371,6 +371,56 @@ async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world
                                                        "password": "a long enough secret"})).status_code == 201
 
 
+ENROLLMENT = {"email": "finn@example.com", "password": "a long enough secret"}
+
+
+async def test_a_lost_enrollment_answer_is_answered_again(client, world):
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    first = await client.post("/v1/auth/enroll", json=body)
+    assert first.status_code == 201
+    again = await client.post("/v1/auth/enroll", json={**body, "email": "Finn@Example.com"})
+    assert again.status_code == 201, again.text
+    assert again.json()["refresh_token"] != first.json()["refresh_token"]
+    me = (await client.get("/v1/me", headers={"Authorization": f"Bearer {again.json()['access_token']}"})).json()
+    assert me["patient_id"] == str(world.fresh_patient.id)
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]})).status_code == 200
+    events = (await client.get("/v1/audit-events", params={"action": "auth.enroll_replay"},
+                               headers=world.admin.headers)).json()["items"]
+    assert [(e["outcome"], e["patient_id"]) for e in events] == [("success", str(world.fresh_patient.id))]
+
+
+async def test_a_used_code_is_no_password_oracle(client, world, settings, monkeypatch):
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 201
+    checked = count_password_checks(monkeypatch)
+    other_email = await client.post("/v1/auth/enroll", json={**body, "email": "eve@example.com"})
+    assert other_email.status_code == 422 and other_email.json()["errors"][0]["loc"] == ["body", "code"]
+    assert checked == [False]  # a refusal at the same cost, never against the login's hash
+    # Wrong passwords are failed logins of that account: they lock it out like login's own failures.
+    for _ in range(settings.login_max_failures):
+        wrong = await client.post("/v1/auth/enroll", json={**body, "password": "another long secret"})
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["loc"] == ["body", "code"]
+    locked = await client.post("/v1/auth/enroll", json=body)
+    assert locked.status_code == 422  # refused unchecked, and not a 429 that would confirm the email
+    assert (await login(client, ENROLLMENT["email"], ENROLLMENT["password"])).status_code == 429
+
+
+async def test_a_used_code_after_the_replay_window_is_refused(client, world, app):
+    from sqlalchemy import update
+
+    from models import EnrollmentCode
+
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 201
+    async with app.state.sessions() as session:
+        await session.exec(update(EnrollmentCode).values(used_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)))
+        await session.commit()
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 422
+
+
 async def test_no_code_for_a_patient_who_already_has_a_login(client, world):
     response = await client.post(f"/v1/patients/{world.patient.id}/enrollment-codes", headers=world.clinician.headers)
     assert response.status_code == 409

@@ -96,9 +96,23 @@ async def _claim_attempt(
 
 
 async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    await _check_password(session, settings, email, password, user)
+    assert user is not None
+    pair = await issue_token_pair(session, settings, user)
+    audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
+    await session.commit()
+    return pair
+
+
+async def _check_password(
+    session: AsyncSession, settings: Settings, email: str, password: str, user: User | None
+) -> None:
+    """Checks `password` against `user` (None: no such account, refused at the same cost) under the per-account
+    lockout: 429 while locked, 401 when wrong (both audited and committed). On success the failure count is cleared
+    and the hash upgraded if due, uncommitted."""
     now = utcnow()
     key = _throttle_key(email)
-    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
     # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
     org = user.organization_id if user else None
     target = user.id if user else None
@@ -126,10 +140,6 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
     if new_hash:
         await session.exec(update(User).where(User.id == user.id).values(password_hash=new_hash))
     await session.exec(delete(LoginThrottle).where(LoginThrottle.key == key))
-    pair = await issue_token_pair(session, settings, user)
-    audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
-    await session.commit()
-    return pair
 
 
 # --- refresh and logout ---------------------------------------------------------------------------------------
@@ -240,6 +250,11 @@ MAX_EMAIL_CONFLICTS = 3
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12  # 60 bits: infeasible to guess within a 72 h lifetime
 
+# How long after a successful enrollment the same code, email and password answer a session again: long enough for
+# a phone to retry a lost 201 (or the patient to tap again), short enough that a used code soon stops meaning anything.
+ENROLL_REPLAY_WINDOW = dt.timedelta(minutes=10)
+INVALID_CODE = "Invalid, used or expired enrollment code"
+
 
 def normalize_code(code: str) -> str:
     cleaned = code.upper().replace("-", "").replace(" ", "")
@@ -257,9 +272,11 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
             select(EnrollmentCode).where(EnrollmentCode.code_hash == digest(normalize_code(request.code)))
         )
     ).scalar_one_or_none()
+    if code is not None and code.used_at is not None and now - code.used_at <= ENROLL_REPLAY_WINDOW:
+        return await _replay_enrollment(session, settings, code, request)
     if code is None or code.used_at is not None or code.expires_at <= now:
         await audit.record_denied(session, None, "auth.enroll", resource_type="enrollment_code")
-        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE)
 
     claimed = await session.exec(
         update(EnrollmentCode)
@@ -268,7 +285,7 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
     )
     if claimed.rowcount != 1:
         await session.rollback()
-        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE)
 
     patient = await session.get(Patient, code.patient_id)
     assert patient is not None
@@ -296,6 +313,36 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
+    await session.commit()
+    return pair
+
+
+async def _replay_enrollment(
+    session: AsyncSession, settings: Settings, code: EnrollmentCode, request: EnrollRequest
+) -> TokenPair:
+    """A code used moments ago, sent again: the same email and password answer a session for the login it created
+    (the phone lost the 201); anything else is the used-code 422.
+
+    A used code must not become a password oracle: the password is checked against the login's hash only when the
+    email is the login's, and every check is a login attempt on that email, under its lockout. Every refusal is the
+    same 422 (a lockout too: a 429 would tell the code's holder that the email is the login's), and an email that
+    is not the login's costs the same password verification, so neither answer nor timing says which part was wrong.
+    """
+    user = (await session.exec(select(User).where(User.patient_id == code.patient_id))).scalar_one_or_none()
+    # Kept before the check: when the account is locked it rolls back, which expires loaded rows.
+    code_id, patient_id = code.id, code.patient_id
+    organization_id = user.organization_id if user is not None else None
+    account = user if user is not None and user.email == request.email else None
+    try:
+        await _check_password(session, settings, request.email, request.password, account)
+    except (Unauthorized, RateLimited):
+        await audit.record_denied(session, None, "auth.enroll", resource_type="enrollment_code", resource_id=code_id,
+                                  organization_id=organization_id, patient_id=patient_id)
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE) from None
+    assert account is not None
+    pair = await issue_token_pair(session, settings, account)
+    audit.record(session, caller_of(account), "auth.enroll_replay", resource_type="user", resource_id=account.id,
+                 patient_id=account.patient_id)
     await session.commit()
     return pair
 
