@@ -89,10 +89,18 @@ class BadRequest(ProblemError):
 
 class Unauthorized(ProblemError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
+    challenge = 'Bearer realm="calmtrack"'
 
     def __init__(self, detail: str = "Missing, invalid or expired access token", **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
-        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="calmtrack"')
+        self.headers.setdefault("WWW-Authenticate", self.challenge)
+
+
+class InvalidAccessToken(Unauthorized):
+    """A bearer token was presented and refused (RFC 6750 3.1): the client should get a new one, not re-prompt."""
+
+    code = "invalid_token"
+    challenge = 'Bearer realm="calmtrack", error="invalid_token"'
 
 
 class Forbidden(ProblemError):

@@ -7,6 +7,7 @@ import jwt
 import pytest
 
 from api.security.tokens import ACCESS_TOKEN_TYPE
+from models.users import Role, User
 from tests.factories import PASSWORD
 from tests.tokens import BAD_TOKENS
 
@@ -47,6 +48,7 @@ async def test_unknown_email_and_wrong_password_are_indistinguishable(client, wo
     strip = lambda body: {k: v for k, v in body.items() if k != "request_id"}  # noqa: E731
     assert strip(wrong.json()) == strip(unknown.json())
     assert wrong.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+    assert wrong.json()["code"] == "invalid_credentials"
 
 
 async def test_repeated_failures_lock_out_with_retry_after(client, world, settings):
@@ -168,6 +170,7 @@ async def test_refresh_reuse_revokes_the_whole_family(client, world, app, settin
     await age_rotations(app, settings.refresh_reuse_grace_seconds + 1)
     reuse = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reuse.status_code == 401
+    assert reuse.json()["code"] == "invalid_refresh_token"
     # The legitimate holder's newer token is now dead too: the family is revoked.
     after = await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert after.status_code == 401
@@ -267,14 +270,18 @@ async def test_unknown_refresh_token_is_401(client):
 async def test_bad_tokens_are_401_with_www_authenticate(client, world, kind):
     response = await client.get("/v1/me", headers={"Authorization": f"Bearer {BAD_TOKENS[kind](world)}"})
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    # RFC 6750 3.1: a presented token that is refused says so, so the client refreshes rather than re-prompts.
+    assert response.headers["www-authenticate"] == 'Bearer realm="calmtrack", error="invalid_token"'
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_token"
 
 
 async def test_missing_token_is_401(client):
     response = await client.get("/v1/me")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    # No token, no error code (RFC 6750 3.1): only the challenge.
+    assert response.headers["www-authenticate"] == 'Bearer realm="calmtrack"'
+    assert response.json()["code"] == "unauthorized"
 
 
 async def test_refresh_token_cannot_be_used_as_bearer(client, world):
@@ -351,6 +358,18 @@ async def test_enrollment_with_a_taken_email_is_409(client, world):
     response = await client.post("/v1/auth/enroll", json={
         "code": code["code"], "email": world.clinician.user.email, "password": "a long enough secret"})
     assert response.status_code == 409
+    assert response.json()["code"] == "email_taken"
+
+
+async def test_enrolling_a_patient_who_has_a_login_meanwhile_is_a_distinct_409(client, world, app):
+    code = await issue_code(client, world)
+    async with app.state.sessions() as session:  # another code of theirs won the race
+        session.add(User(organization_id=world.fresh_patient.organization_id, email="first@example.com",
+                         full_name="Finn Fresh", role=Role.patient, password_hash="x", patient_id=world.fresh_patient.id))
+        await session.commit()
+    response = await client.post("/v1/auth/enroll", json={**ENROLLMENT, "code": code["code"]})
+    assert response.status_code == 409
+    assert response.json()["code"] == "patient_already_enrolled"
 
 
 async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world):
@@ -424,6 +443,7 @@ async def test_a_used_code_after_the_replay_window_is_refused(client, world, app
 async def test_no_code_for_a_patient_who_already_has_a_login(client, world):
     response = await client.post(f"/v1/patients/{world.patient.id}/enrollment-codes", headers=world.clinician.headers)
     assert response.status_code == 409
+    assert response.json()["code"] == "patient_already_enrolled"
 
 
 async def test_enrollment_rejects_weak_password(client, world):

@@ -226,6 +226,7 @@ async def test_same_id_with_another_body_is_409(client, world, change):
     await post_mine(client, world.patient_user, payload)
     response = await post_mine(client, world.patient_user, {**payload, **change})
     assert response.status_code == 409
+    assert response.json()["code"] == "score_id_taken"
     stored = (await client.get(f"/v1/scores/{payload['id']}", headers=world.patient_user.headers)).json()
     assert stored["items"] == GAD7 and stored["note"] is None
 

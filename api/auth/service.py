@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.auth.schemas import EnrollRequest, TokenPair
-from api.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
+from api.errors import Conflict, InvalidAccessToken, RateLimited, Unauthorized, ValidationFailed
 from api.security.passwords import hash_password, verify_password
 from api.security.tokens import Caller, digest, issue_access_token, new_secret
 from api.settings import Settings
@@ -23,6 +23,8 @@ from models.users import LoginThrottle, RefreshToken, Role, User
 
 INVALID_LOGIN = "Invalid email or password"
 INVALID_REFRESH = "Invalid or expired refresh token"
+INVALID_REFRESH_CODE = "invalid_refresh_token"  # the phone's cue to ask for the password again
+ALREADY_ENROLLED = "This patient already has a login"
 
 
 def caller_of(user: User) -> Caller:
@@ -134,7 +136,7 @@ async def _check_password(
             audit.record(session, None, "auth.lockout", resource_type="user", resource_id=target,
                          organization_id=org, outcome=audit.DENIED)
         await session.commit()
-        raise Unauthorized(INVALID_LOGIN)
+        raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
 
     assert user is not None
     if new_hash:
@@ -159,7 +161,7 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
         await session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)))
     ).scalar_one_or_none()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
-        raise Unauthorized(INVALID_REFRESH)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
 
     # Compare-and-set: of two concurrent refreshes with the same token exactly one sees rowcount 1.
     rotated = await session.exec(
@@ -176,12 +178,12 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
         audit.record(session, None, "auth.refresh_reuse", resource_type="user", resource_id=token.user_id,
                      outcome=audit.DENIED, organization_id=await _org_of(session, token.user_id))
         await session.commit()
-        raise Unauthorized(INVALID_REFRESH)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
 
     user = await session.get(User, token.user_id)
     if user is None or not user.is_active:
         await session.rollback()
-        raise Unauthorized(INVALID_REFRESH)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
     if rotated.rowcount != 1:
         audit.record(session, caller_of(user), "auth.refresh_grace", resource_type="user", resource_id=user.id)
     pair = await issue_token_pair(session, settings, user, parent=token)
@@ -289,10 +291,9 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
 
     patient = await session.get(Patient, code.patient_id)
     assert patient is not None
-    already = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient.id))
-    if already.scalar_one():
+    if await _has_login(session, patient.id):
         await session.rollback()
-        raise Conflict("This patient already has a login")
+        raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled")
 
     user = User(
         organization_id=patient.organization_id,
@@ -308,13 +309,21 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
         await session.flush()
     except IntegrityError:
         await session.rollback()
+        # Two unique columns can refuse the login: the patient's (a concurrent enrollment won) or the email's.
+        if await _has_login(session, refused_for[2]):
+            raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled") from None
         await _count_email_conflict(session, *refused_for, now)
-        raise Conflict("An account with this email already exists, or the patient already has a login") from None
+        raise Conflict("An account with this email already exists", code="email_taken") from None
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
     await session.commit()
     return pair
+
+
+async def _has_login(session: AsyncSession, patient_id: uuid.UUID) -> bool:
+    logins = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient_id))
+    return logins.scalar_one() > 0
 
 
 async def _replay_enrollment(
@@ -365,5 +374,5 @@ async def _count_email_conflict(
 async def me(session: AsyncSession, caller: Caller) -> User:
     user = await session.get(User, caller.user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("This account no longer exists or is disabled")
+        raise InvalidAccessToken("This account no longer exists or is disabled")
     return user

@@ -46,6 +46,7 @@ SYNC_MARGIN = dt.timedelta(minutes=5)
 
 # One answer for "your id with other content" and "someone else's id", so a conflict reveals nothing.
 ID_TAKEN = "A score with this id already exists with different content; use a new id"
+ID_TAKEN_CODE = "score_id_taken"
 SCORE_NOT_FOUND = "Score not found"
 _COLUMNS = tuple(Score.model_fields)
 _PUBLIC_COLUMNS = ("id", "patient_id", "instrument", "items", "total", "severity", "recorded_at", "received_at",
@@ -188,7 +189,7 @@ async def _create(
     if not _is_replay(stored, entry, patient_id, caller):
         await audit.record_denied(session, caller, "score.create", resource_type="score", resource_id=entry.id,
                                   patient_id=patient_id)
-        raise Conflict(ID_TAKEN)
+        raise Conflict(ID_TAKEN, code=ID_TAKEN_CODE)
     public = present(stored, caller)
     await session.commit()
     return public, False
@@ -227,7 +228,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
 
     inserted = await queries.insert_new(session, [s for _, _, s in firsts.values()]) if firsts else set()
     stored = await _stored(session, firsts.keys() - inserted)
-    conflict = Conflict(ID_TAKEN).body()
+    conflict = Conflict(ID_TAKEN, code=ID_TAKEN_CODE).body()
     for score_id, (index, entry, score) in firsts.items():
         if score_id in inserted:
             await _score_created(session, caller, organization_id, score)
