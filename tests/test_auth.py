@@ -26,7 +26,7 @@ async def test_login_returns_token_pair_and_me(client, world):
     assert me.status_code == 200
     assert me.json() == {
         "id": str(world.clinician.id), "email": world.clinician.user.email, "full_name": "Cleo Clinician",
-        "role": "clinician", "organization_id": str(world.org_a.id), "patient_id": None,
+        "role": "clinician", "organization_id": str(world.org_a.id), "patient_id": None, "timezone": None,
     }
 
 
@@ -39,6 +39,7 @@ async def test_patient_me_carries_patient_id(client, world):
     me = await client.get("/v1/me", headers=world.patient_user.headers)
     assert me.json()["patient_id"] == str(world.patient.id)
     assert me.json()["role"] == "patient"
+    assert me.json()["timezone"] == world.patient.timezone
 
 
 async def test_unknown_email_and_wrong_password_are_indistinguishable(client, world):

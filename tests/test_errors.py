@@ -147,3 +147,28 @@ async def test_nul_characters_are_refused_everywhere(client, world):
     nested_key = await client.patch(f"/v1/patients/{world.patient.id}", json={"full_name\x00": "x"},
                                     headers=world.admin.headers)
     assert_problem(nested_key, 422)
+
+
+async def test_unknown_query_parameters_are_422_on_every_route(client, world):
+    # A typo must not look like success: updatedSince would otherwise return the whole list, not a delta.
+    typo = await client.get("/v1/me/scores", params={"updatedSince": "2026-01-01T00:00:00Z"},
+                            headers=world.patient_user.headers)
+    body = assert_problem(typo, 422)
+    assert body["errors"] == [{"loc": ["query", "updatedSince"], "msg": "Unknown query parameter",
+                               "type": "unknown_parameter"}]
+    # Routes without any query parameter, and aliases (`from`) next to unknown names.
+    assert_problem(await client.get("/v1/me", params={"verbose": "1"}, headers=world.patient_user.headers), 422)
+    mixed = await client.get("/v1/me/scores", params={"from": "2026-01-01T00:00:00Z", "recorded_from": "x"},
+                             headers=world.patient_user.headers)
+    assert [e["loc"] for e in assert_problem(mixed, 422)["errors"]] == [["query", "recorded_from"]]
+    # Declared ones, aliases included, still pass.
+    fine = await client.get("/v1/me/scores", params={"from": "2026-01-01T00:00:00Z", "limit": "5"},
+                            headers=world.patient_user.headers)
+    assert fine.status_code == 200
+
+
+async def test_every_operation_documents_422(client):
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" in operation["responses"], (method, path)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
-from api.auth.schemas import EnrollRequest, TokenPair
+from api.auth.schemas import EnrollRequest, Me, TokenPair
 from api.errors import Conflict, InvalidAccessToken, RateLimited, Unauthorized, ValidationFailed
 from api.security.passwords import hash_password, verify_password
 from api.security.tokens import Caller, digest, issue_access_token, new_secret
@@ -371,8 +371,12 @@ async def _count_email_conflict(
     await session.commit()
 
 
-async def me(session: AsyncSession, caller: Caller) -> User:
+async def me(session: AsyncSession, caller: Caller) -> Me:
     user = await session.get(User, caller.user_id)
     if user is None or not user.is_active:
         raise InvalidAccessToken("This account no longer exists or is disabled")
-    return user
+    timezone = None
+    if user.patient_id is not None:
+        timezone = (await session.exec(select(Patient.timezone).where(Patient.id == user.patient_id))).scalar_one()
+    return Me(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
+              organization_id=user.organization_id, patient_id=user.patient_id, timezone=timezone)
