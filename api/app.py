@@ -8,7 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from anyio import CapacityLimiter
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import migrate
@@ -26,6 +26,7 @@ from api.middleware import RequestContextMiddleware
 from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
+from api.query_guard import refuse_unknown_query_parameters
 from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
 from api.reports.service import CONCURRENT_RENDERS
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
         # FastAPI's native OpenTelemetry, for deployments that configure providers; off, it costs no per-request
         # check for them.
         telemetry=None if settings.telemetry_enabled else {"tracing": False, "metrics": False, "logs": False},
@@ -116,9 +118,8 @@ def _document_problems(app: FastAPI) -> None:
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
                 # What the framework and middleware answer on their own, whatever the route declares: an unparsable
-                # body (400), an oversized one (413), invalid parameters or body (422).
-                implied = ({400, 413, 422} if "requestBody" in operation else set()) | (
-                    {422} if operation.get("parameters") else set())
+                # body (400), an oversized one (413), invalid or unknown parameters or body (422).
+                implied = ({400, 413} if "requestBody" in operation else set()) | {422}
                 for status in implied:
                     responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
                 for code, response in responses.items():

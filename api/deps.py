@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import Forbidden, Unauthorized
+from api.errors import Forbidden, InvalidAccessToken, Unauthorized
 from api.security.tokens import Caller, InvalidToken, decode_access_token
 from api.settings import Settings
 from models.users import Role
@@ -50,7 +50,7 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
     try:
         caller = decode_access_token(request.app.state.settings, credentials.credentials)
     except InvalidToken:
-        raise Unauthorized() from None
+        raise InvalidAccessToken("Invalid or expired access token") from None
     await request.app.state.rate_limiter.check("user", str(caller.user_id))
     return caller
 

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.context import request_id_var
@@ -39,15 +39,24 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+    code: str = Field(description="Stable and machine-readable: branch on this, not on title or detail")
     instance: str | None = None
     request_id: str | None = None
     errors: list[FieldError] | None = None
+    retry_after: int | None = Field(
+        default=None, description="Retryable problems: seconds until the same request may succeed (as Retry-After)")
+
+
+def code_of(slug: str) -> str:
+    """A problem's default `code`: its type's slug in snake_case, like every other code of the API."""
+    return slug.replace("-", "_")
 
 
 class ProblemError(Exception):
     status: int = 500
     slug: str = "internal-error"
     title: str = "Internal server error"
+    code: str | None = None  # None: code_of(slug)
 
     def __init__(
         self,
@@ -55,11 +64,23 @@ class ProblemError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         errors: Sequence[Mapping[str, Any]] | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
         self.errors = list(errors) if errors is not None else None
+        self.code = code or type(self).code or code_of(self.slug)
+        # A retryable problem says when (header and body alike, so batch entries can say it too).
+        self.retry_after = max(1, retry_after) if retry_after is not None else None
+        if self.retry_after is not None:
+            self.headers["Retry-After"] = str(self.retry_after)
+
+    def body(self) -> dict[str, Any]:
+        """The problem document (without `instance`, which only a whole response has; batch entries use this)."""
+        return problem_document(self.status, slug=self.slug, title=self.title, detail=self.detail, code=self.code,
+                                errors=self.errors, retry_after=self.retry_after)
 
 
 class BadRequest(ProblemError):
@@ -68,10 +89,18 @@ class BadRequest(ProblemError):
 
 class Unauthorized(ProblemError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
+    challenge = 'Bearer realm="calmtrack"'
 
     def __init__(self, detail: str = "Missing, invalid or expired access token", **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
-        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="calmtrack"')
+        self.headers.setdefault("WWW-Authenticate", self.challenge)
+
+
+class InvalidAccessToken(Unauthorized):
+    """A bearer token was presented and refused (RFC 6750 3.1): the client should get a new one, not re-prompt."""
+
+    code = "invalid_token"
+    challenge = 'Bearer realm="calmtrack", error="invalid_token"'
 
 
 class Forbidden(ProblemError):
@@ -109,9 +138,16 @@ class ValidationFailed(ProblemError):
     def of(cls, errors: Iterable[Mapping[str, Any]], *, within: Sequence[str | int] = ()) -> ValidationFailed:
         """From pydantic's error list, located `within` the request (e.g. ["body"]). Locations, messages and types
         only: the submitted values are never echoed back (they may be PHI, and they may be huge)."""
+        errors = list(errors)
         cleaned = [{"loc": [*within, *e.get("loc", ())], "msg": e.get("msg", "invalid"), "type": e.get("type")}
                    for e in errors]
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in cleaned[:5])
+        # Errors that time alone will cure (their ctx says when, e.g. recorded_in_future) make the problem retryable,
+        # with their own code, but only when nothing else is wrong: a retry would otherwise fail again.
+        waits = [(e.get("ctx") or {}).get("retry_after") for e in errors]
+        types = {e.get("type") for e in errors}
+        if errors and None not in waits and len(types) == 1:
+            return cls(detail, errors=cleaned, code=types.pop(), retry_after=max(waits))
         return cls(detail, errors=cleaned)
 
     @classmethod
@@ -124,7 +160,33 @@ class RateLimited(ProblemError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, retry_after=retry_after)
+
+
+def problem_document(
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str,
+    code: str | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    retry_after: int | None = None,
+) -> dict[str, Any]:
+    """The one place a problem document (RFC 9457, plus our `code`, `request_id` and `retry_after`) is built."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code or code_of(slug),
+        "request_id": request_id_var.get(),
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+    return body
 
 
 def problem_response(
@@ -136,18 +198,11 @@ def problem_response(
     request: Request | None = None,
     headers: Mapping[str, str] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
+    code: str | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": TYPE_PREFIX + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "request_id": request_id_var.get(),
-    }
+    body = problem_document(status, slug=slug, title=title, detail=detail, code=code, errors=errors)
     if request is not None:
         body["instance"] = request.url.path
-    if errors is not None:
-        body["errors"] = list(errors)
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
 
 
@@ -160,9 +215,8 @@ def _http_slug(status: int) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, request=request, headers=exc.headers, errors=exc.errors
-        )
+        return JSONResponse({**exc.body(), "instance": request.url.path}, status_code=exc.status, headers=exc.headers,
+                            media_type=PROBLEM_JSON)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -115,7 +115,7 @@ async def run_idempotent(
                                       "This Idempotency-Key was already used for a different request")
         if record.state != COMPLETED:
             raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly",
-                           headers={"Retry-After": "1"})
+                           code="request_in_progress", retry_after=1)
         stored = record.response_body or {}
         if authorize_replay is not None:
             await authorize_replay(stored.get("body") or {})

@@ -106,7 +106,7 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _problem(exc: ProblemError, scope: Scope, receive: Receive, send: Send, *, close: bool = False) -> None:
-        response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail)
+        response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, code=exc.code)
         response.headers["x-request-id"] = request_id_var.get() or ""
         response.headers["cache-control"] = "no-store"
         if close:

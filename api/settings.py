@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # RFC 8725 / the contract: access tokens live at most 15 minutes.
     access_token_minutes: int = Field(default=15, ge=1, le=15)
     refresh_token_days: int = Field(default=30, ge=1, le=90)
+    # A rotated refresh token presented again this soon after its rotation answers another pair of its family
+    # instead of revoking it: a lost answer retried, or two refreshes in flight (docs/auth.md). 0 turns it off.
+    refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     enrollment_code_hours: int = Field(default=72, ge=1, le=72)
 
     # Per-account login throttling: after `login_max_failures` failures the account (or unknown email) is locked for

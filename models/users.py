@@ -40,6 +40,9 @@ class RefreshToken(SQLModel, table=True):
     id: uuid.UUID = id_field()
     token_hash: str = Field(max_length=64, unique=True)
     family_id: uuid.UUID
+    # The token this one was exchanged for (null for a family's first). Refreshes within the reuse grace period answer
+    # several children of one token; the first child to be refreshed supersedes its siblings (docs/auth.md).
+    parent_id: uuid.UUID | None = Field(default=None, index=True)
     user_id: uuid.UUID = Field(foreign_key="app_user.id", index=True)
     issued_at: dt.datetime = instant_field(default_now=True)
     expires_at: dt.datetime = instant_field()

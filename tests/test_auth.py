@@ -7,6 +7,7 @@ import jwt
 import pytest
 
 from api.security.tokens import ACCESS_TOKEN_TYPE
+from models.users import Role, User
 from tests.factories import PASSWORD
 from tests.tokens import BAD_TOKENS
 
@@ -25,7 +26,7 @@ async def test_login_returns_token_pair_and_me(client, world):
     assert me.status_code == 200
     assert me.json() == {
         "id": str(world.clinician.id), "email": world.clinician.user.email, "full_name": "Cleo Clinician",
-        "role": "clinician", "organization_id": str(world.org_a.id), "patient_id": None,
+        "role": "clinician", "organization_id": str(world.org_a.id), "patient_id": None, "timezone": None,
     }
 
 
@@ -38,6 +39,7 @@ async def test_patient_me_carries_patient_id(client, world):
     me = await client.get("/v1/me", headers=world.patient_user.headers)
     assert me.json()["patient_id"] == str(world.patient.id)
     assert me.json()["role"] == "patient"
+    assert me.json()["timezone"] == world.patient.timezone
 
 
 async def test_unknown_email_and_wrong_password_are_indistinguishable(client, world):
@@ -47,6 +49,7 @@ async def test_unknown_email_and_wrong_password_are_indistinguishable(client, wo
     strip = lambda body: {k: v for k, v in body.items() if k != "request_id"}  # noqa: E731
     assert strip(wrong.json()) == strip(unknown.json())
     assert wrong.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+    assert wrong.json()["code"] == "invalid_credentials"
 
 
 async def test_repeated_failures_lock_out_with_retry_after(client, world, settings):
@@ -162,11 +165,13 @@ async def test_refresh_rotates_and_old_token_stops_working(client, world):
     assert third.status_code == 200
 
 
-async def test_refresh_reuse_revokes_the_whole_family(client, world):
+async def test_refresh_reuse_revokes_the_whole_family(client, world, app, settings):
     first = (await login(client, world.clinician.user.email)).json()
     second = (await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    await age_rotations(app, settings.refresh_reuse_grace_seconds + 1)
     reuse = await client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reuse.status_code == 401
+    assert reuse.json()["code"] == "invalid_refresh_token"
     # The legitimate holder's newer token is now dead too: the family is revoked.
     after = await client.post("/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert after.status_code == 401
@@ -175,13 +180,77 @@ async def test_refresh_reuse_revokes_the_whole_family(client, world):
     assert (await client.post("/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})).status_code == 200
 
 
+async def refresh(client, token):
+    return await client.post("/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def age_rotations(app, seconds):
+    """Moves every rotation `seconds` into the past, as if that much time had passed since."""
+    from sqlalchemy import select
+
+    from models.users import RefreshToken
+
+    async with app.state.sessions() as session:
+        for token in (await session.exec(select(RefreshToken).where(RefreshToken.rotated_at.is_not(None)))).scalars():
+            token.rotated_at -= dt.timedelta(seconds=seconds)
+        await session.commit()
+
+
 @pytest.mark.postgres_only
-async def test_concurrent_refresh_with_one_token_succeeds_once(client, world):
+async def test_concurrent_refreshes_with_one_token_both_end_with_a_working_session(client, world):
     pair = (await login(client, world.clinician.user.email)).json()
-    answers = await asyncio.gather(
-        *[client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}) for _ in range(5)]
-    )
-    assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]
+    answers = await asyncio.gather(*[refresh(client, pair["refresh_token"]) for _ in range(2)])
+    assert [a.status_code for a in answers] == [200, 200]
+    for answer in answers:
+        me = await client.get("/v1/me", headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+        assert me.status_code == 200
+    # Whichever answer the phone kept goes on working; the family was not revoked.
+    kept = answers[1].json()["refresh_token"]
+    assert (await refresh(client, kept)).status_code == 200
+
+
+async def test_a_lost_refresh_answer_retried_within_the_grace_keeps_the_login(client, world):
+    first = (await login(client, world.clinician.user.email)).json()
+    lost = (await refresh(client, first["refresh_token"])).json()
+    retried = await refresh(client, first["refresh_token"])
+    assert retried.status_code == 200
+    assert retried.json()["refresh_token"] != lost["refresh_token"]
+    kept = retried.json()["refresh_token"]
+    assert (await refresh(client, kept)).status_code == 200
+    # The answer the phone never got is superseded once the retried one is used: no second line of the family.
+    assert (await refresh(client, lost["refresh_token"])).status_code == 401
+    events = (await client.get("/v1/audit-events", params={"action": "auth.refresh_grace"},
+                               headers=world.admin.headers)).json()["items"]
+    assert len(events) == 1
+
+
+async def test_reuse_after_the_grace_revokes_the_family(client, world, app, settings):
+    first = (await login(client, world.clinician.user.email)).json()
+    second = (await refresh(client, first["refresh_token"])).json()
+    await age_rotations(app, settings.refresh_reuse_grace_seconds + 1)
+    assert (await refresh(client, first["refresh_token"])).status_code == 401
+    assert (await refresh(client, second["refresh_token"])).status_code == 401
+
+
+async def test_grace_answers_stay_in_the_family(client, world, app, settings):
+    # Presented three times within the window, a rotated token answers three children of one family: revoking it
+    # (reuse after the grace) ends every one of them, so the grace never mints a session of its own.
+    first = (await login(client, world.clinician.user.email)).json()
+    children = [(await refresh(client, first["refresh_token"])).json() for _ in range(3)]
+    assert len({c["refresh_token"] for c in children}) == 3
+    await age_rotations(app, settings.refresh_reuse_grace_seconds + 1)
+    assert (await refresh(client, first["refresh_token"])).status_code == 401
+    for child in children:
+        assert (await refresh(client, child["refresh_token"])).status_code == 401
+
+
+async def test_a_token_whose_successor_was_refreshed_is_not_in_grace(client, world):
+    # The phone moved on (refreshed the successor): the old token coming back, however soon, is theft.
+    first = (await login(client, world.clinician.user.email)).json()
+    second = (await refresh(client, first["refresh_token"])).json()
+    third = (await refresh(client, second["refresh_token"])).json()
+    assert (await refresh(client, first["refresh_token"])).status_code == 401
+    assert (await refresh(client, third["refresh_token"])).status_code == 401
 
 
 async def test_logout_ends_the_session(client, world):
@@ -202,14 +271,18 @@ async def test_unknown_refresh_token_is_401(client):
 async def test_bad_tokens_are_401_with_www_authenticate(client, world, kind):
     response = await client.get("/v1/me", headers={"Authorization": f"Bearer {BAD_TOKENS[kind](world)}"})
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    # RFC 6750 3.1: a presented token that is refused says so, so the client refreshes rather than re-prompts.
+    assert response.headers["www-authenticate"] == 'Bearer realm="calmtrack", error="invalid_token"'
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_token"
 
 
 async def test_missing_token_is_401(client):
     response = await client.get("/v1/me")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    # No token, no error code (RFC 6750 3.1): only the challenge.
+    assert response.headers["www-authenticate"] == 'Bearer realm="calmtrack"'
+    assert response.json()["code"] == "unauthorized"
 
 
 async def test_refresh_token_cannot_be_used_as_bearer(client, world):
@@ -286,6 +359,18 @@ async def test_enrollment_with_a_taken_email_is_409(client, world):
     response = await client.post("/v1/auth/enroll", json={
         "code": code["code"], "email": world.clinician.user.email, "password": "a long enough secret"})
     assert response.status_code == 409
+    assert response.json()["code"] == "email_taken"
+
+
+async def test_enrolling_a_patient_who_has_a_login_meanwhile_is_a_distinct_409(client, world, app):
+    code = await issue_code(client, world)
+    async with app.state.sessions() as session:  # another code of theirs won the race
+        session.add(User(organization_id=world.fresh_patient.organization_id, email="first@example.com",
+                         full_name="Finn Fresh", role=Role.patient, password_hash="x", patient_id=world.fresh_patient.id))
+        await session.commit()
+    response = await client.post("/v1/auth/enroll", json={**ENROLLMENT, "code": code["code"]})
+    assert response.status_code == 409
+    assert response.json()["code"] == "patient_already_enrolled"
 
 
 async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world):
@@ -306,9 +391,60 @@ async def test_a_code_probing_for_taken_emails_is_void_after_three(client, world
                                                        "password": "a long enough secret"})).status_code == 201
 
 
+ENROLLMENT = {"email": "finn@example.com", "password": "a long enough secret"}
+
+
+async def test_a_lost_enrollment_answer_is_answered_again(client, world):
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    first = await client.post("/v1/auth/enroll", json=body)
+    assert first.status_code == 201
+    again = await client.post("/v1/auth/enroll", json={**body, "email": "Finn@Example.com"})
+    assert again.status_code == 201, again.text
+    assert again.json()["refresh_token"] != first.json()["refresh_token"]
+    me = (await client.get("/v1/me", headers={"Authorization": f"Bearer {again.json()['access_token']}"})).json()
+    assert me["patient_id"] == str(world.fresh_patient.id)
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]})).status_code == 200
+    events = (await client.get("/v1/audit-events", params={"action": "auth.enroll_replay"},
+                               headers=world.admin.headers)).json()["items"]
+    assert [(e["outcome"], e["patient_id"]) for e in events] == [("success", str(world.fresh_patient.id))]
+
+
+async def test_a_used_code_is_no_password_oracle(client, world, settings, monkeypatch):
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 201
+    checked = count_password_checks(monkeypatch)
+    other_email = await client.post("/v1/auth/enroll", json={**body, "email": "eve@example.com"})
+    assert other_email.status_code == 422 and other_email.json()["errors"][0]["loc"] == ["body", "code"]
+    assert checked == [False]  # a refusal at the same cost, never against the login's hash
+    # Wrong passwords are failed logins of that account: they lock it out like login's own failures.
+    for _ in range(settings.login_max_failures):
+        wrong = await client.post("/v1/auth/enroll", json={**body, "password": "another long secret"})
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["loc"] == ["body", "code"]
+    locked = await client.post("/v1/auth/enroll", json=body)
+    assert locked.status_code == 422  # refused unchecked, and not a 429 that would confirm the email
+    assert (await login(client, ENROLLMENT["email"], ENROLLMENT["password"])).status_code == 429
+
+
+async def test_a_used_code_after_the_replay_window_is_refused(client, world, app):
+    from sqlalchemy import update
+
+    from models import EnrollmentCode
+
+    code = await issue_code(client, world)
+    body = {**ENROLLMENT, "code": code["code"]}
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 201
+    async with app.state.sessions() as session:
+        await session.exec(update(EnrollmentCode).values(used_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)))
+        await session.commit()
+    assert (await client.post("/v1/auth/enroll", json=body)).status_code == 422
+
+
 async def test_no_code_for_a_patient_who_already_has_a_login(client, world):
     response = await client.post(f"/v1/patients/{world.patient.id}/enrollment-codes", headers=world.clinician.headers)
     assert response.status_code == 409
+    assert response.json()["code"] == "patient_already_enrolled"
 
 
 async def test_enrollment_rejects_weak_password(client, world):

@@ -1,5 +1,7 @@
 """Bad input never gets a 500: every error is problem+json with type, title, status and detail."""
 
+import re
+
 import pytest
 from fastapi import APIRouter
 
@@ -11,8 +13,9 @@ def assert_problem(response, status):
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     body = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys()
     assert body["status"] == status
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", body["code"]), body["code"]
     assert "Traceback" not in response.text
     return body
 
@@ -81,8 +84,23 @@ async def test_huge_streamed_body_is_413(client, world):
 
 
 async def test_unknown_route_and_method_are_problems(client, world):
-    assert_problem(await client.get("/v1/nothing-here", headers=world.admin.headers), 404)
-    assert_problem(await client.delete("/v1/users", headers=world.admin.headers), 405)
+    assert assert_problem(await client.get("/v1/nothing-here", headers=world.admin.headers), 404)["code"] == "not_found"
+    assert assert_problem(await client.delete("/v1/users", headers=world.admin.headers), 405)["code"] == (
+        "method_not_allowed")
+
+
+async def test_problem_codes_are_stable_per_kind(client, world):
+    missing = await client.get(f"/v1/patients/{world.patient_b.id}", headers=world.clinician.headers)
+    assert assert_problem(missing, 404)["code"] == "not_found"
+    invalid = await client.post("/v1/patients", json={**VALID, "timezone": "Mars/Olympus"}, headers=world.admin.headers)
+    assert assert_problem(invalid, 422)["code"] == "validation_error"
+    nul = await client.get("/v1/patients", params={"q": "a\x00b"}, headers=world.admin.headers)
+    assert assert_problem(nul, 422)["code"] == "validation_error"
+    forbidden = await client.get("/v1/users", headers=world.patient_user.headers)
+    assert assert_problem(forbidden, 403)["code"] == "forbidden"
+    too_large = await client.post("/v1/patients", content=b"x" * 2_000_000, headers={
+        **world.admin.headers, "content-type": "application/json"})
+    assert assert_problem(too_large, 413)["code"] == "payload_too_large"
 
 
 async def test_unexpected_exception_is_a_bare_500_problem(app, client):
@@ -95,6 +113,7 @@ async def test_unexpected_exception_is_a_bare_500_problem(app, client):
     app.include_router(router)
     response = await client.get("/v1/boom")
     body = assert_problem(response, 500)
+    assert body["code"] == "internal_error"
     assert "secret" not in response.text and "RuntimeError" not in response.text
     assert body["request_id"] == response.headers["x-request-id"]
 
@@ -128,3 +147,28 @@ async def test_nul_characters_are_refused_everywhere(client, world):
     nested_key = await client.patch(f"/v1/patients/{world.patient.id}", json={"full_name\x00": "x"},
                                     headers=world.admin.headers)
     assert_problem(nested_key, 422)
+
+
+async def test_unknown_query_parameters_are_422_on_every_route(client, world):
+    # A typo must not look like success: updatedSince would otherwise return the whole list, not a delta.
+    typo = await client.get("/v1/me/scores", params={"updatedSince": "2026-01-01T00:00:00Z"},
+                            headers=world.patient_user.headers)
+    body = assert_problem(typo, 422)
+    assert body["errors"] == [{"loc": ["query", "updatedSince"], "msg": "Unknown query parameter",
+                               "type": "unknown_parameter"}]
+    # Routes without any query parameter, and aliases (`from`) next to unknown names.
+    assert_problem(await client.get("/v1/me", params={"verbose": "1"}, headers=world.patient_user.headers), 422)
+    mixed = await client.get("/v1/me/scores", params={"from": "2026-01-01T00:00:00Z", "recorded_from": "x"},
+                             headers=world.patient_user.headers)
+    assert [e["loc"] for e in assert_problem(mixed, 422)["errors"]] == [["query", "recorded_from"]]
+    # Declared ones, aliases included, still pass.
+    fine = await client.get("/v1/me/scores", params={"from": "2026-01-01T00:00:00Z", "limit": "5"},
+                            headers=world.patient_user.headers)
+    assert fine.status_code == 200
+
+
+async def test_every_operation_documents_422(client):
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" in operation["responses"], (method, path)

@@ -72,6 +72,8 @@ async def test_concurrent_requests_with_one_key_create_once(client, world):
     statuses = sorted(r.status_code for r in answers)
     assert set(statuses) <= {201, 409}
     assert statuses.count(201) >= 1
+    for busy in (r for r in answers if r.status_code == 409):
+        assert busy.json()["code"] == "request_in_progress" and busy.headers["retry-after"] == "1"
     assert len({r.json()["id"] for r in answers if r.status_code == 201}) == 1
     assert await patient_count(client, world) == before + 1
 

@@ -164,6 +164,46 @@ async def test_the_future_limit_is_five_minutes(client, world):
     assert (await post_mine(client, world.patient_user, body(recorded_at=tokyo))).status_code == 422
 
 
+def move_server_clock(monkeypatch, seconds):
+    """The validation's clock `seconds` ahead: as if the phone retried that much later."""
+    from api.scores import schemas
+
+    real = schemas.utcnow
+    monkeypatch.setattr(schemas, "utcnow", lambda: real() + dt.timedelta(seconds=seconds))
+
+
+async def test_a_score_from_a_clock_ahead_is_retryable_then_accepted(client, world, monkeypatch):
+    ahead = body(recorded_at=ago(minutes=-15))
+    early = await post_mine(client, world.patient_user, ahead)
+    assert early.status_code == 422
+    problem = early.json()
+    assert problem["code"] == "recorded_in_future"
+    assert problem["errors"][0]["loc"] == ["body", "recorded_at"]
+    wait = int(early.headers["retry-after"])
+    assert problem["retry_after"] == wait and 590 <= wait <= 601
+    move_server_clock(monkeypatch, wait)
+    later = await post_mine(client, world.patient_user, ahead)
+    assert later.status_code == 201, later.text
+
+
+async def test_a_future_score_with_another_problem_is_not_retryable(client, world):
+    both = await post_mine(client, world.patient_user, body(recorded_at=ago(minutes=-15), items=[1] * 6))
+    assert both.status_code == 422
+    assert both.json()["code"] == "validation_error" and "retry-after" not in both.headers
+    assert both.json().get("retry_after") is None
+
+
+async def test_batch_entries_from_a_clock_ahead_are_retryable_then_accepted(client, world, monkeypatch):
+    ahead, broken, fine = body(recorded_at=ago(minutes=-8)), body(recorded_at=ago(minutes=-8), items=[9] * 7), body()
+    first = (await post_batch(client, world.patient_user, [ahead, broken, fine])).json()["results"]
+    assert [r["status"] for r in first] == [422, 422, 201]
+    assert first[0]["problem"]["code"] == "recorded_in_future" and 170 <= first[0]["problem"]["retry_after"] <= 181
+    assert first[1]["problem"]["code"] == "validation_error" and first[1]["problem"].get("retry_after") is None
+    move_server_clock(monkeypatch, first[0]["problem"]["retry_after"])
+    again = (await post_batch(client, world.patient_user, [ahead, fine])).json()["results"]
+    assert [r["status"] for r in again] == [201, 200]
+
+
 # --- idempotency -------------------------------------------------------------------------------------------------
 
 
@@ -186,6 +226,7 @@ async def test_same_id_with_another_body_is_409(client, world, change):
     await post_mine(client, world.patient_user, payload)
     response = await post_mine(client, world.patient_user, {**payload, **change})
     assert response.status_code == 409
+    assert response.json()["code"] == "score_id_taken"
     stored = (await client.get(f"/v1/scores/{payload['id']}", headers=world.patient_user.headers)).json()
     assert stored["items"] == GAD7 and stored["note"] is None
 

@@ -21,6 +21,7 @@ async def test_duplicate_email_is_409_across_organizations(client, world):
     again = await client.post("/v1/users", json={**NEW_CLINICIAN, "email": "RIVERA@calm.example"},
                               headers=world.admin_b.headers)
     assert again.status_code == 409
+    assert again.json()["code"] == "email_taken"
 
 
 async def test_patient_logins_cannot_be_created_here(client, world):

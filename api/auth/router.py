@@ -36,6 +36,4 @@ async def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep
 
 @router.get("/me", response_model=Me, responses=problem_responses(401))
 async def read_me(caller: CallerDep, session: SessionDep) -> Me:
-    user = await service.me(session, caller)
-    return Me(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
-              organization_id=user.organization_id, patient_id=user.patient_id)
+    return await service.me(session, caller)

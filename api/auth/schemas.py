@@ -37,3 +37,4 @@ class Me(BaseModel):
     role: Role
     organization_id: uuid.UUID
     patient_id: uuid.UUID | None
+    timezone: str | None = Field(description="A patient's IANA time zone (their calendar days); null for staff")

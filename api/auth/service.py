@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
-from api.auth.schemas import EnrollRequest, TokenPair
-from api.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
+from api.auth.schemas import EnrollRequest, Me, TokenPair
+from api.errors import Conflict, InvalidAccessToken, RateLimited, Unauthorized, ValidationFailed
 from api.security.passwords import hash_password, verify_password
 from api.security.tokens import Caller, digest, issue_access_token, new_secret
 from api.settings import Settings
@@ -23,6 +23,8 @@ from models.users import LoginThrottle, RefreshToken, Role, User
 
 INVALID_LOGIN = "Invalid email or password"
 INVALID_REFRESH = "Invalid or expired refresh token"
+INVALID_REFRESH_CODE = "invalid_refresh_token"  # the phone's cue to ask for the password again
+ALREADY_ENROLLED = "This patient already has a login"
 
 
 def caller_of(user: User) -> Caller:
@@ -30,15 +32,16 @@ def caller_of(user: User) -> Caller:
 
 
 async def issue_token_pair(
-    session: AsyncSession, settings: Settings, user: User, *, family_id: uuid.UUID | None = None
+    session: AsyncSession, settings: Settings, user: User, *, parent: RefreshToken | None = None
 ) -> TokenPair:
-    """Adds the refresh-token row to the session; the caller commits."""
+    """Adds the refresh-token row to the session (a new family, or the child of `parent`); the caller commits."""
     access_token, expires_in = issue_access_token(settings, caller_of(user))
     refresh_token = new_secret()
     session.add(
         RefreshToken(
             token_hash=digest(refresh_token),
-            family_id=family_id or uuid.uuid4(),
+            family_id=parent.family_id if parent else uuid.uuid4(),
+            parent_id=parent.id if parent else None,
             user_id=user.id,
             expires_at=utcnow() + dt.timedelta(days=settings.refresh_token_days),
         )
@@ -95,9 +98,23 @@ async def _claim_attempt(
 
 
 async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    await _check_password(session, settings, email, password, user)
+    assert user is not None
+    pair = await issue_token_pair(session, settings, user)
+    audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
+    await session.commit()
+    return pair
+
+
+async def _check_password(
+    session: AsyncSession, settings: Settings, email: str, password: str, user: User | None
+) -> None:
+    """Checks `password` against `user` (None: no such account, refused at the same cost) under the per-account
+    lockout: 429 while locked, 401 when wrong (both audited and committed). On success the failure count is cleared
+    and the hash upgraded if due, uncommitted."""
     now = utcnow()
     key = _throttle_key(email)
-    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
     # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
     org = user.organization_id if user else None
     target = user.id if user else None
@@ -119,16 +136,12 @@ async def login(session: AsyncSession, settings: Settings, email: str, password:
             audit.record(session, None, "auth.lockout", resource_type="user", resource_id=target,
                          organization_id=org, outcome=audit.DENIED)
         await session.commit()
-        raise Unauthorized(INVALID_LOGIN)
+        raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
 
     assert user is not None
     if new_hash:
         await session.exec(update(User).where(User.id == user.id).values(password_hash=new_hash))
     await session.exec(delete(LoginThrottle).where(LoginThrottle.key == key))
-    pair = await issue_token_pair(session, settings, user)
-    audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
-    await session.commit()
-    return pair
 
 
 # --- refresh and logout ---------------------------------------------------------------------------------------
@@ -148,7 +161,7 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
         await session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)))
     ).scalar_one_or_none()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
-        raise Unauthorized(INVALID_REFRESH)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
 
     # Compare-and-set: of two concurrent refreshes with the same token exactly one sees rowcount 1.
     rotated = await session.exec(
@@ -156,21 +169,62 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
         .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
         .values(rotated_at=now)
     )
-    if rotated.rowcount != 1:
+    if rotated.rowcount == 1:
+        if token.parent_id is not None:
+            await _supersede_siblings(session, token, now)
+    elif not await _within_grace(session, settings, token, now):
         # A rotated-out token came back: assume it was stolen and end the whole session family.
         await _revoke_family(session, token.family_id, now)
         audit.record(session, None, "auth.refresh_reuse", resource_type="user", resource_id=token.user_id,
                      outcome=audit.DENIED, organization_id=await _org_of(session, token.user_id))
         await session.commit()
-        raise Unauthorized(INVALID_REFRESH)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
 
     user = await session.get(User, token.user_id)
     if user is None or not user.is_active:
         await session.rollback()
-        raise Unauthorized(INVALID_REFRESH)
-    pair = await issue_token_pair(session, settings, user, family_id=token.family_id)
+        raise Unauthorized(INVALID_REFRESH, code=INVALID_REFRESH_CODE)
+    if rotated.rowcount != 1:
+        audit.record(session, caller_of(user), "auth.refresh_grace", resource_type="user", resource_id=user.id)
+    pair = await issue_token_pair(session, settings, user, parent=token)
     await session.commit()
     return pair
+
+
+async def _within_grace(session: AsyncSession, settings: Settings, token: RefreshToken, now: dt.datetime) -> bool:
+    """Whether a rotated token presented again is still "just rotated": rotated less than the grace period ago, its
+    family alive, and none of its children refreshed yet. Once the phone has moved on to a child, the parent coming
+    back is theft however soon. Each grace answer is one more child of the same token (the raw successor cannot be
+    answered again: only its hash is stored), so the grace never starts a family of its own.
+
+    The token's row is locked first (PostgreSQL), and `_supersede_siblings` takes the same lock: a grace answer and
+    the refresh of a sibling cannot interleave, so no child minted here outlives its sibling's refresh."""
+    if settings.refresh_reuse_grace_seconds <= 0:
+        return False
+    rotated_at, revoked_at = (await session.exec(
+        select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(RefreshToken.id == token.id).with_for_update()
+    )).one()
+    if revoked_at is not None or rotated_at is None:
+        return False
+    if now - rotated_at > dt.timedelta(seconds=settings.refresh_reuse_grace_seconds):
+        return False
+    child_refreshed = (await session.exec(
+        select(func.count()).select_from(RefreshToken)
+        .where(RefreshToken.parent_id == token.id, RefreshToken.rotated_at.is_not(None))
+    )).scalar_one()
+    return child_refreshed == 0
+
+
+async def _supersede_siblings(session: AsyncSession, token: RefreshToken, now: dt.datetime) -> None:
+    """The first child of a token to be refreshed is the one the phone kept: the other children (answers of the
+    grace period that the phone lost or overwrote) stop working, so no second line of the family lives on unseen."""
+    await session.exec(select(RefreshToken.id).where(RefreshToken.id == token.parent_id).with_for_update())
+    await session.exec(
+        update(RefreshToken)
+        .where(RefreshToken.parent_id == token.parent_id, RefreshToken.id != token.id,
+               RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 async def _org_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -198,6 +252,11 @@ MAX_EMAIL_CONFLICTS = 3
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12  # 60 bits: infeasible to guess within a 72 h lifetime
 
+# How long after a successful enrollment the same code, email and password answer a session again: long enough for
+# a phone to retry a lost 201 (or the patient to tap again), short enough that a used code soon stops meaning anything.
+ENROLL_REPLAY_WINDOW = dt.timedelta(minutes=10)
+INVALID_CODE = "Invalid, used or expired enrollment code"
+
 
 def normalize_code(code: str) -> str:
     cleaned = code.upper().replace("-", "").replace(" ", "")
@@ -215,9 +274,11 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
             select(EnrollmentCode).where(EnrollmentCode.code_hash == digest(normalize_code(request.code)))
         )
     ).scalar_one_or_none()
+    if code is not None and code.used_at is not None and now - code.used_at <= ENROLL_REPLAY_WINDOW:
+        return await _replay_enrollment(session, settings, code, request)
     if code is None or code.used_at is not None or code.expires_at <= now:
         await audit.record_denied(session, None, "auth.enroll", resource_type="enrollment_code")
-        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE)
 
     claimed = await session.exec(
         update(EnrollmentCode)
@@ -226,14 +287,13 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
     )
     if claimed.rowcount != 1:
         await session.rollback()
-        raise ValidationFailed.at(["body", "code"], "Invalid, used or expired enrollment code")
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE)
 
     patient = await session.get(Patient, code.patient_id)
     assert patient is not None
-    already = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient.id))
-    if already.scalar_one():
+    if await _has_login(session, patient.id):
         await session.rollback()
-        raise Conflict("This patient already has a login")
+        raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled")
 
     user = User(
         organization_id=patient.organization_id,
@@ -249,11 +309,49 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
         await session.flush()
     except IntegrityError:
         await session.rollback()
+        # Two unique columns can refuse the login: the patient's (a concurrent enrollment won) or the email's.
+        if await _has_login(session, refused_for[2]):
+            raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled") from None
         await _count_email_conflict(session, *refused_for, now)
-        raise Conflict("An account with this email already exists, or the patient already has a login") from None
+        raise Conflict("An account with this email already exists", code="email_taken") from None
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
+    await session.commit()
+    return pair
+
+
+async def _has_login(session: AsyncSession, patient_id: uuid.UUID) -> bool:
+    logins = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient_id))
+    return logins.scalar_one() > 0
+
+
+async def _replay_enrollment(
+    session: AsyncSession, settings: Settings, code: EnrollmentCode, request: EnrollRequest
+) -> TokenPair:
+    """A code used moments ago, sent again: the same email and password answer a session for the login it created
+    (the phone lost the 201); anything else is the used-code 422.
+
+    A used code must not become a password oracle: the password is checked against the login's hash only when the
+    email is the login's, and every check is a login attempt on that email, under its lockout. Every refusal is the
+    same 422 (a lockout too: a 429 would tell the code's holder that the email is the login's), and an email that
+    is not the login's costs the same password verification, so neither answer nor timing says which part was wrong.
+    """
+    user = (await session.exec(select(User).where(User.patient_id == code.patient_id))).scalar_one_or_none()
+    # Kept before the check: when the account is locked it rolls back, which expires loaded rows.
+    code_id, patient_id = code.id, code.patient_id
+    organization_id = user.organization_id if user is not None else None
+    account = user if user is not None and user.email == request.email else None
+    try:
+        await _check_password(session, settings, request.email, request.password, account)
+    except (Unauthorized, RateLimited):
+        await audit.record_denied(session, None, "auth.enroll", resource_type="enrollment_code", resource_id=code_id,
+                                  organization_id=organization_id, patient_id=patient_id)
+        raise ValidationFailed.at(["body", "code"], INVALID_CODE) from None
+    assert account is not None
+    pair = await issue_token_pair(session, settings, account)
+    audit.record(session, caller_of(account), "auth.enroll_replay", resource_type="user", resource_id=account.id,
+                 patient_id=account.patient_id)
     await session.commit()
     return pair
 
@@ -273,8 +371,12 @@ async def _count_email_conflict(
     await session.commit()
 
 
-async def me(session: AsyncSession, caller: Caller) -> User:
+async def me(session: AsyncSession, caller: Caller) -> Me:
     user = await session.get(User, caller.user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("This account no longer exists or is disabled")
-    return user
+        raise InvalidAccessToken("This account no longer exists or is disabled")
+    timezone = None
+    if user.patient_id is not None:
+        timezone = (await session.exec(select(Patient.timezone).where(Patient.id == user.patient_id))).scalar_one()
+    return Me(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
+              organization_id=user.organization_id, patient_id=user.patient_id, timezone=timezone)

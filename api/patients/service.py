@@ -157,7 +157,7 @@ async def issue_enrollment_code(
                             resource_type="enrollment_code")
     has_login = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient_id))
     if has_login.scalar_one():
-        raise Conflict("This patient already has a login")
+        raise Conflict("This patient already has a login", code="patient_already_enrolled")
     now = utcnow()
     # A new code supersedes any earlier unused one: only the latest printout works.
     await session.exec(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -36,8 +37,13 @@ Source = Literal["patient", "clinician"]
 
 
 def _plausible_instant(value: dt.datetime) -> dt.datetime:
-    if value > utcnow() + FUTURE_TOLERANCE:
-        raise PydanticCustomError("recorded_in_future", "Must not be more than 5 minutes in the future")
+    early = value - (utcnow() + FUTURE_TOLERANCE)
+    if early > dt.timedelta(0):
+        # Retryable, not refused: the answer is real, the phone's clock is ahead. The problem says when the same
+        # entry will be accepted (docs/scores.md), so the phone keeps it and sends it again then; nothing is lost.
+        raise PydanticCustomError("recorded_in_future",
+                                  "Must not be more than 5 minutes in the future; retry in {retry_after} s",
+                                  {"retry_after": math.ceil(early.total_seconds())})
     if value < EARLIEST_RECORDED:
         raise PydanticCustomError("recorded_too_old", "Must not be before 2000-01-01")
     return value

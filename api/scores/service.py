@@ -19,9 +19,8 @@ from api import outbox, pagination
 from api.alerts import service as alerts
 from api.audit import service as audit
 from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
-from api.context import request_id_var
 from api.db import engine_of
-from api.errors import TYPE_PREFIX, Conflict, Forbidden, ProblemError, ValidationFailed
+from api.errors import Conflict, Forbidden, ValidationFailed
 from api.instruments.registry import INSTRUMENTS
 from api.scores import queries
 from api.scores.schemas import (
@@ -47,6 +46,7 @@ SYNC_MARGIN = dt.timedelta(minutes=5)
 
 # One answer for "your id with other content" and "someone else's id", so a conflict reveals nothing.
 ID_TAKEN = "A score with this id already exists with different content; use a new id"
+ID_TAKEN_CODE = "score_id_taken"
 SCORE_NOT_FOUND = "Score not found"
 _COLUMNS = tuple(Score.model_fields)
 _PUBLIC_COLUMNS = ("id", "patient_id", "instrument", "items", "total", "severity", "recorded_at", "received_at",
@@ -189,15 +189,10 @@ async def _create(
     if not _is_replay(stored, entry, patient_id, caller):
         await audit.record_denied(session, caller, "score.create", resource_type="score", resource_id=entry.id,
                                   patient_id=patient_id)
-        raise Conflict(ID_TAKEN)
+        raise Conflict(ID_TAKEN, code=ID_TAKEN_CODE)
     public = present(stored, caller)
     await session.commit()
     return public, False
-
-
-def _problem(exc: ProblemError) -> dict[str, Any]:
-    return {"type": TYPE_PREFIX + exc.slug, "title": exc.title, "status": exc.status, "detail": exc.detail,
-            "request_id": request_id_var.get(), "errors": exc.errors}
 
 
 def _claimed_id(raw: Any) -> uuid.UUID | None:
@@ -224,7 +219,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
         try:
             entry = SCORE_CREATE.validate_python(raw)
         except ValidationError as exc:
-            results[index] = BatchProblem(id=_claimed_id(raw), status=422, problem=_problem(ValidationFailed.of(exc.errors(), within=["body", "scores", index])))
+            results[index] = BatchProblem(id=_claimed_id(raw), status=422, problem=ValidationFailed.of(exc.errors(), within=["body", "scores", index]).body())
             continue
         if entry.id in firsts:
             repeats.append((index, entry))
@@ -233,7 +228,7 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
 
     inserted = await queries.insert_new(session, [s for _, _, s in firsts.values()]) if firsts else set()
     stored = await _stored(session, firsts.keys() - inserted)
-    conflict = _problem(Conflict(ID_TAKEN))
+    conflict = Conflict(ID_TAKEN, code=ID_TAKEN_CODE).body()
     for score_id, (index, entry, score) in firsts.items():
         if score_id in inserted:
             await _score_created(session, caller, organization_id, score)

@@ -35,7 +35,7 @@ async def create_user(
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        raise Conflict("An account with this email already exists") from None
+        raise Conflict("An account with this email already exists", code="email_taken") from None
     audit.record(session, caller, "user.create", resource_type="user", resource_id=user.id,
                  organization_id=organization_id)
     await session.commit()
