@@ -23,7 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.settings import get_settings
 
+    get_settings()  # a configuration error is reported here, once, rather than by the server's traceback
     # Uvicorn's own access log prints raw paths and query strings, which can carry PHI; ours logs route templates.
     uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, proxy_headers=True,
                 forwarded_allow_ips=args.forwarded_allow_ips, log_level="info")
@@ -112,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     work.set_defaults(run=_worker)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    from api.settings import ConfigurationError
+
+    try:
+        return args.run(args)
+    except ConfigurationError as error:
+        print(f"calmtrack: configuration error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
