@@ -5,8 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# `make run` is the zero-setup developer server: SQLite file, development mode (default signing key allowed).
-export ENVIRONMENT ?= development
+# `make run` is the zero-setup developer server: SQLite file, development mode, from the .env it writes once.
 
 .PHONY: install run test test-sqlite test-postgres lock clean
 
@@ -19,9 +18,14 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: install
+run: install .env
 	$(BIN)/calmtrack migrate
 	$(BIN)/calmtrack serve --host $(HOST) --port $(PORT)
+
+# Written only when missing, never overwritten: every `calmtrack` command reads it, from any shell started here.
+.env:
+	@printf 'ENVIRONMENT=development\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > $@
+	@echo "wrote $@: development mode and a generated SECRET_KEY"
 
 # The whole suite against DATABASE_URL (default: a throw-away SQLite file per test).
 test: install

@@ -9,7 +9,9 @@ from typing import Any
 
 from anyio import CapacityLimiter
 from fastapi import Depends, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from api import migrate
 from api.alerts.router import router as alerts_router
@@ -18,6 +20,7 @@ from api.auth.router import router as auth_router
 from api.charts.router import router as charts_router
 from api.dashboard.router import router as dashboard_router
 from api.db import create_engine, session_factory
+from api.deps import get_session, get_session_factory
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         lifespan=lifespan,
         dependencies=[Depends(refuse_unknown_query_parameters)],
+        generate_unique_id_function=operation_id,
         # FastAPI's native OpenTelemetry, for deployments that configure providers; off, it costs no per-request
         # check for them.
         telemetry=None if settings.telemetry_enabled else {"tracing": False, "metrics": False, "logs": False},
@@ -95,6 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def operation_id(route: APIRoute) -> str:
+    """`<tag>-<function name>`, e.g. `scores-create_my_score`: the method names of generated clients, so short and
+    stable (the framework's default appends the path and method)."""
+    return f"{route.tags[0]}-{route.name}"
+
+
+def _uses_database(dependant: Dependant) -> bool:
+    return any(d.call in (get_session, get_session_factory) or _uses_database(d) for d in dependant.dependencies)
+
+
 def _wrap_outermost(app: FastAPI, middleware: type, **options: Any) -> None:
     """Mounts `middleware` outside Starlette's server-error middleware, so that 500 answers carry the request id
     and the request-id context is still set while the error is logged."""
@@ -110,6 +124,8 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
+        database_operations = {operation_id(route) for router in ROUTERS for route in router.routes
+                               if isinstance(route, APIRoute) and _uses_database(route.dependant)}
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
         components.setdefault("FieldError", FieldError.model_json_schema())
@@ -117,6 +133,16 @@ def _document_problems(app: FastAPI) -> None:
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
+                # Answered by shared machinery rather than the route, so declared here: every authenticated route
+                # is rate limited per caller (429), every route with a database session answers 503 while the
+                # database is unreachable. Both say when to retry.
+                retryable = ({429} if operation.get("security") else set()) | (
+                    {503} if operation["operationId"] in database_operations else set())
+                for status in retryable:
+                    responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                for code in {"429", "503"} & responses.keys():
+                    responses[code]["headers"] = {"Retry-After": {
+                        "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
                 # What the framework and middleware answer on their own, whatever the route declares: an unparsable
                 # body (400), an oversized one (413), invalid or unknown parameters or body (422).
                 implied = ({400, 413} if "requestBody" in operation else set()) | {422}

@@ -19,15 +19,38 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+# In-flight requests get this long to finish after SIGTERM; below the 30 s most orchestrators wait before SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 25
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import signal
+
     import uvicorn
 
-    from api.app import create_app
+    from api.settings import get_settings
 
+    get_settings()  # a configuration error is reported here, once, rather than by each worker's traceback
+    # Uvicorn stops gracefully on SIGTERM and then raises the signal again so that the default action (death by
+    # signal) follows; the orderly stop it completed is an exit 0 here, as it is for supervisors and orchestrators.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    # An import string and a factory: with workers > 1 every process builds its own app (and database pool).
     # Uvicorn's own access log prints raw paths and query strings, which can carry PHI; ours logs route templates.
-    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, proxy_headers=True,
-                forwarded_allow_ips=args.forwarded_allow_ips, log_level="info")
+    uvicorn.run("api.app:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+                access_log=False, proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, log_level="info")
     return 0
+
+
+def _exit_cleanly(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def _create_admin(args: argparse.Namespace) -> int:
@@ -97,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="server processes sharing the port (default 1); about one per core")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-*")
     serve.set_defaults(run=_serve)
 
@@ -112,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     work.set_defaults(run=_worker)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    from api.settings import ConfigurationError
+
+    try:
+        return args.run(args)
+    except ConfigurationError as error:
+        print(f"calmtrack: configuration error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

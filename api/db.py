@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
+import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.errors import DatabaseUnavailable
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
@@ -31,15 +38,72 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
         # busy timeout: the embedded server shares one file between concurrent requests.
         engine = create_async_engine(url, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    # No pre-ping: it is a round trip on every checkout. A connection found dead fails its one request, and
-    # SQLAlchemy then invalidates the whole pool, so a database restart costs one error per process, not one per
-    # pooled connection.
-    # Autocommitted connections (one-statement writes) need no rollback round trip when they go back to the pool.
-    # No overflow: a burst waits for a pooled connection instead of opening (and on return closing) extra ones,
-    # which under load costs more than the wait.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
-                               skip_autocommit_rollback=True)
+    else:
+        # Autocommitted connections (one-statement writes) need no rollback round trip when they go back to the
+        # pool. No overflow: a burst waits for a pooled connection instead of opening (and on return closing) extra
+        # ones, which under load costs more than the wait. A connect that takes longer than CONNECT_TIMEOUT_SECONDS
+        # is an outage: the client gets its 503 instead of waiting for asyncpg's default minute.
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
+                                     skip_autocommit_rollback=True,
+                                     connect_args={"timeout": CONNECT_TIMEOUT_SECONDS})
+        # Not pool_pre_ping: that is a round trip on every checkout (the one-statement ingest pays it per score).
+        # A backend that PostgreSQL terminated (restart, failover, pg_terminate_backend) closes its socket, and
+        # asyncpg notices the end of the stream while the connection sits idle in the pool; checking that flag
+        # costs nothing, and the pool replaces such a connection before anyone uses it.
+        event.listen(engine.sync_engine, "checkout", _replace_closed)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+    return engine
+
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+# The base classes of every error the drivers (and SQLAlchemy around them) raise; `database_unavailable` tells
+# which of them mean "cannot reach the database" (503, retry) rather than a fault of the request or the code (500).
+# (Failures to connect never reach them: `_connect_or_unavailable` makes those DatabaseUnavailable.)
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                                              sqlite3.Error, ConnectionError)
+
+_UNAVAILABLE_DRIVER_ERRORS = (
+    ConnectionError,  # the socket was reset or broken under a statement on the raw driver connection
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.ConnectionDoesNotExistError,  # the connection was closed under the statement
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError,  # 57P01-03
+    asyncpg.TooManyConnectionsError,  # 53300
+)
+# SQLite: the file is locked beyond the busy timeout, cannot be opened, or its disk fails.
+_UNAVAILABLE_SQLITE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) means the database cannot be reached right now."""
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain: SQLAlchemy's wrapper, the adapter's error, the driver's
+        if seen is None:
+            return False
+        if isinstance(seen, DatabaseUnavailable | sa_exc.TimeoutError | _UNAVAILABLE_DRIVER_ERRORS):
+            return True  # sa_exc.TimeoutError: no pooled connection was free within the pool timeout
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True  # SQLAlchemy recognised a disconnect (and has invalidated the pool)
+        if isinstance(seen, sqlite3.Error) and (getattr(seen, "sqlite_errorcode", 0) & 0xFF) in _UNAVAILABLE_SQLITE_CODES:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect_or_unavailable(dialect: Dialect, _record: Any, cargs: tuple, cparams: dict) -> Any:
+    """Whatever stops a new connection (refused, timed out, the database not accepting connections, too many
+    clients) means the same to a caller: the database is unavailable for now."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as error:
+        raise DatabaseUnavailable() from error
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    if dbapi_connection.driver_connection.is_closed():
+        # The pool discards this connection and checks out a new one in its place (SQLAlchemy's documented
+        # "pessimistic" disconnect handling through the checkout event).
+        raise sa_exc.DisconnectionError("connection closed by the server while idle")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

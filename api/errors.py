@@ -156,6 +156,25 @@ class ValidationFailed(ProblemError):
         return cls.of(error.errors(), within=["body"])
 
 
+class ServiceUnavailable(ProblemError):
+    """Temporarily unable to answer: the client should retry after `Retry-After` seconds."""
+
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **kwargs)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (refused, reset, terminated, no connection free in time)."""
+
+    slug, title = "database-unavailable", "Database unavailable"
+
+    def __init__(self, detail: str = "The database is unreachable; retry after the number of seconds in Retry-After",
+                 **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+
+
 class RateLimited(ProblemError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
@@ -213,8 +232,13 @@ def _http_slug(status: int) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from api.db import DRIVER_ERRORS, database_unavailable  # api.db raises DatabaseUnavailable: import it late
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        if exc.status >= 500:
+            # One line, no stack trace: an outage answers every request like this. Type names only (PHI).
+            log.warning("%d %s (%s)", exc.status, exc.slug, _causes(exc))
         return JSONResponse({**exc.body(), "instance": request.url.path}, status_code=exc.status, headers=exc.headers,
                             media_type=PROBLEM_JSON)
 
@@ -230,6 +254,18 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, slug=_http_slug(exc.status_code), title=phrase, detail=detail, request=request, headers=exc.headers
         )
 
+    async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            problem = DatabaseUnavailable()
+            problem.__cause__ = exc  # logged by type name
+            return await _problem(request, problem)
+        return await _unexpected(request, exc)
+
+    # Registered for the drivers' own base classes rather than left to the catch-all, so that the 503 is answered
+    # inside the middleware stack (CORS headers included) like every other problem.
+    for error_class in DRIVER_ERRORS:
+        app.add_exception_handler(error_class, _driver_error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Type and code locations only: exception messages can carry PHI (e.g. a database error quoting a value).
@@ -239,6 +275,15 @@ def install_error_handlers(app: FastAPI) -> None:
             500, slug="internal-error", title="Internal server error",
             detail="An unexpected error occurred; quote the request id when reporting it.", request=request,
         )
+
+
+def _causes(exc: BaseException) -> str:
+    names = []
+    cause: BaseException | None = exc
+    while cause is not None and len(names) < 4:
+        names.append(f"{type(cause).__module__}.{type(cause).__qualname__}")
+        cause = cause.__cause__ or cause.__context__
+    return " <- ".join(names)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

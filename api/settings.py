@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from limits import parse as parse_limit
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.exc import ArgumentError
+
+from api.db import async_url
 
 DEVELOPMENT_SECRET_KEY = "calmtrack-development-key-do-not-use-in-production"
 MIN_SECRET_KEY_BYTES = 32
 
 
-class Settings(BaseSettings):
+class ConfigurationError(Exception):
+    """Settings that cannot be used, as one line naming each setting and what is wrong with it."""
+
+
+class DatabaseSettings(BaseSettings):
+    """The database alone, for commands that need nothing else (migrating needs no signing key)."""
+
+    # Every `calmtrack` command reads `.env` in the working directory; the environment takes precedence over it.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite:///./calmtrack.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            async_url(value)
+        except (ArgumentError, ValueError):
+            # Never echo the URL: it may carry a password.
+            raise ValueError("must be a URL like sqlite:///path/to/file.db or postgresql://user@host:5432/db") from None
+        return value
+
+
+class Settings(DatabaseSettings):
+    environment: Literal["development", "test", "production"] = "production"
     # Connections per process; requests beyond it wait for one. PostgreSQL's max_connections bounds processes × this.
     db_pool_size: int = Field(default=20, ge=1, le=200)
-    secret_key: str = DEVELOPMENT_SECRET_KEY
+    secret_key: str = Field(default=DEVELOPMENT_SECRET_KEY, validate_default=True)
 
     jwt_issuer: str = "calmtrack"
     jwt_audience: str = "calmtrack-api"
@@ -66,23 +88,35 @@ class Settings(BaseSettings):
         parse_limit(value)  # raises ValueError with the library's message
         return value
 
-    @model_validator(mode="after")
-    def _refuse_weak_key(self) -> Settings:
-        if self.environment == "development":
-            return self
-        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
-            raise ValueError(
-                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_BYTES} bytes "
-                "outside ENVIRONMENT=development"
-            )
-        return self
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_weak_key(cls, value: str, info: ValidationInfo) -> str:
+        # Runs for an unset SECRET_KEY too (validate_default on the field): the built-in default is refused as well.
+        if info.data.get("environment") == "development":
+            return value
+        if value == DEVELOPMENT_SECRET_KEY or len(value.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"must be set to a random value of at least {MIN_SECRET_KEY_BYTES} bytes outside "
+                             "ENVIRONMENT=development")
+        return value
+
+
+_Loaded = TypeVar("_Loaded", bound=BaseSettings)
+
+
+def load(settings_class: type[_Loaded]) -> _Loaded:
+    """Settings from the environment and `.env`, or ConfigurationError naming every bad setting on one line."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        problems = [f"{'.'.join(str(part) for part in e['loc']).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in error.errors()]
+        raise ConfigurationError("; ".join(problems)) from None
 
 
 def database_url() -> str:
-    """The database alone, for commands that need nothing else (migrating needs no signing key)."""
-    return os.environ.get("DATABASE_URL") or Settings.model_fields["database_url"].default
+    return load(DatabaseSettings).database_url
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load(Settings)

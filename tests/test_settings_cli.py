@@ -11,7 +11,7 @@ from api.settings import DEVELOPMENT_SECRET_KEY, Settings
 @pytest.mark.parametrize("environment", ["production", "test"])
 @pytest.mark.parametrize("key", [DEVELOPMENT_SECRET_KEY, "short-key", "x" * 31])
 def test_weak_signing_key_is_refused_outside_development(environment, key):
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
+    with pytest.raises(ValidationError, match="secret_key"):
         Settings(environment=environment, secret_key=key)
 
 

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.errors import ProblemError, problem_responses
+from api.errors import ServiceUnavailable, problem_responses
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +16,7 @@ class Readiness(BaseModel):
     schema_revision: str
 
 
-class NotReady(ProblemError):
+class NotReady(ServiceUnavailable):
     status, slug, title = 503, "not-ready", "Service not ready"
 
 

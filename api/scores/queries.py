@@ -17,6 +17,7 @@ from sqlalchemy.sql.selectable import CTE
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.authz import visible_patients
+from api.db import database_unavailable
 from api.pagination import SortKey, keyset, page_of
 from api.scores.schemas import ScoreQuery
 from api.security.tokens import Caller
@@ -134,9 +135,16 @@ async def insert_if_visible(
         **_parameters("audit", AuditEvent.__table__, audit_row),
         **_parameters("outbox", OutboxEvent.__table__, outbox_row),
     })
+    # A checkout replaces a connection the server closed while it was idle (api.db), as for every other route.
     connection = await engine.raw_connection()
     try:
         is_visible, was_inserted = await connection.driver_connection.fetchrow(statement.sql, *arguments)
+    except Exception as error:
+        if database_unavailable(error):
+            # The driver's error bypasses SQLAlchemy's disconnect handling: discard the connection here. The one
+            # statement either committed or did not happen, so the client's retry (same id) is safe either way.
+            connection.invalidate(error)
+        raise
     finally:
         connection.close()  # back to the pool; with no transaction open, its reset needs no round trip
     return bool(is_visible), bool(was_inserted)

@@ -1,0 +1,41 @@
+"""OpenAPI for generated clients: short stable operationIds, and the retryable statuses declared (issue 12)."""
+
+import re
+
+import pytest
+
+from api.app import create_app
+from tests.conftest import make_settings
+
+SPEC = create_app(make_settings("sqlite:///:memory:")).openapi()
+OPERATIONS = {(method.upper(), path): operation for path, item in SPEC["paths"].items()
+              for method, operation in item.items()}
+# Answered without the database: the liveness probe and the static instrument catalogue.
+NO_DATABASE = {("GET", "/healthz"), ("GET", "/v1/instruments"), ("GET", "/v1/instruments/{code}")}
+
+
+def test_every_operation_id_is_tag_dash_name_and_unique():
+    ids = [operation["operationId"] for operation in OPERATIONS.values()]
+    assert [i for i in ids if not re.fullmatch(r"[a-z]+-[a-z_]+", i)] == []
+    assert len(ids) == len(set(ids))
+    assert OPERATIONS["POST", "/v1/me/scores"]["operationId"] == "scores-create_my_score"
+    for operation in OPERATIONS.values():
+        assert operation["operationId"].split("-")[0] == operation["tags"][0]
+
+
+@pytest.mark.parametrize("key", sorted(OPERATIONS), ids=" ".join)
+def test_retryable_statuses_are_declared_with_retry_after(key):
+    operation = OPERATIONS[key]
+    expected = ({"429"} if operation.get("security") else set()) | ({"503"} if key not in NO_DATABASE else set())
+    assert expected <= operation["responses"].keys()
+    for code in expected:
+        response = operation["responses"][code]
+        assert "Retry-After" in response["headers"]
+        assert response["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_authenticated_routes_are_the_rate_limited_ones():
+    # The test above derives 429 from `security`: make sure that is every route but the public ones.
+    public = {key for key, operation in OPERATIONS.items() if not operation.get("security")}
+    assert public == {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/auth/login"),
+                      ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/logout"), ("POST", "/v1/auth/enroll")}
