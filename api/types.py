@@ -104,6 +104,12 @@ class RequestModel(BaseModel):
         return value
 
 
+def with_example(body: dict[str, Any]) -> ConfigDict:
+    """A request model's configuration with an example body in its OpenAPI schema (for client generators and the
+    interactive docs); merged with RequestModel's own configuration."""
+    return ConfigDict(json_schema_extra={"examples": [body]})
+
+
 def trimmed_text(max_length: int) -> Any:
     """A required text: surrounding whitespace removed, then 1 to `max_length` characters."""
     return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]

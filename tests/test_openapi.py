@@ -39,3 +39,17 @@ def test_authenticated_routes_are_the_rate_limited_ones():
     public = {key for key, operation in OPERATIONS.items() if not operation.get("security")}
     assert public == {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/auth/login"),
                       ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/logout"), ("POST", "/v1/auth/enroll")}
+
+
+@pytest.mark.parametrize(("name", "model"), [("ScoreCreate", "api.scores.schemas"), ("PlanCreate", "api.plans.schemas"),
+                                             ("SessionCreate", "api.sessions.schemas")])
+def test_the_main_request_bodies_carry_an_example_of_the_right_shape(name, model):
+    import importlib
+
+    schema = create_app(make_settings("sqlite:///:memory:")).openapi()["components"]["schemas"][name]
+    [example] = schema["examples"]
+    # Field by field the example is what the model takes (the dates are the contract's, so whether they are in
+    # the future depends on the day the test runs).
+    cls = getattr(importlib.import_module(model), name)
+    assert set(example) <= set(cls.model_fields)
+    assert {field_name for field_name, field in cls.model_fields.items() if field.is_required()} <= set(example)

@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 from api.instruments.registry import INSTRUMENTS, get_instrument
 from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
-from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text
+from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text, with_example
 from models.plans import PlanStatus
 
 
@@ -302,6 +302,25 @@ PriorTreatments = Annotated[list[PriorTreatment], Field(max_length=MAX_PRIOR_TRE
 
 class PlanCreate(RequestModel):
     """A plan's clinical content. Also what a PATCH is validated as once merged into the current plan."""
+
+    model_config = with_example({
+        "title": "Ketamine-assisted treatment for GAD", "indication": "Generalized anxiety disorder, treatment-resistant",
+        "start_date": "2026-12-01",
+        "protocol": {"medication": "ketamine", "route": "iv", "dose": {"amount": 0.5, "unit": "mg/kg"},
+                     "infusion_minutes": 40,
+                     "phases": [{"name": "induction", "sessions": 6, "interval_days": 3},
+                                {"name": "maintenance", "sessions": 4, "interval_days": 28}]},
+        "goals": [{"description": "Remission of anxiety", "instrument": "gad7", "target_total": 4,
+                   "by_date": "2027-03-01"}],
+        "adjunct_therapies": [{"kind": "cbt", "frequency": "weekly", "provider": "Dr. Rivera"}],
+        "assessments": [{"instrument": "gad7", "every_days": 7}, {"instrument": "phq9", "every_days": 14}],
+        "safety": {"max_systolic": 160, "max_diastolic": 100},
+        "prior_treatments": [{"name": "sertraline", "kind": "ssri", "adequate_trial": True, "outcome": "no_response"},
+                             {"name": "venlafaxine", "kind": "snri", "adequate_trial": True,
+                              "outcome": "partial_response"}],
+        "suitability": {"assessed_at": "2026-11-20", "contraindications": [],
+                        "notes": "BP controlled; no psychosis history"},
+    })
 
     title: Title
     indication: Indication

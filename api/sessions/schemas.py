@@ -26,7 +26,7 @@ from pydantic import (
 from api.pagination import Page
 from api.plans.schemas import Medication, Route
 from api.scores.schemas import RecordedAt
-from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text
+from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text, with_example
 from models.dosing_sessions import SessionStatus
 
 MAX_SESSION_LENGTH = dt.timedelta(hours=12)
@@ -139,6 +139,17 @@ class Discharge(RequestModel):
 
 class SessionCreate(RequestModel):
     """A session record's content. Also what a PATCH is validated as once merged into the stored draft."""
+
+    model_config = with_example({
+        "plan_id": "3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b", "supervising_clinician_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+        "started_at": "2026-12-01T09:00:00-05:00", "ended_at": "2026-12-01T11:10:00-05:00",
+        "medication": "ketamine", "route": "iv", "dose_mg": 35.0, "weight_kg": 70.0,
+        "vitals": [{"at": "2026-12-01T08:55:00-05:00", "phase": "pre", "systolic": 128, "diastolic": 82,
+                    "heart_rate": 74, "spo2": 98}],
+        "dissociation_cadss": 18, "sedation_moaas": 5, "pre_suds": 70, "post_suds": 30,
+        "adverse_events": [{"kind": "nausea", "severity": "mild", "action": "ondansetron 4 mg"}],
+        "notes": "clinician-only", "discharge": {"at": "2026-12-01T11:10:00-05:00", "criteria_met": True},
+    })
 
     plan_id: uuid.UUID | None = Field(
         description="The patient's active plan; null (sent explicitly) for an unplanned session, with a reason")
