@@ -57,6 +57,8 @@ READ = _permission(set(ALL_ROLES), description="read")
 STAFF_READ = _permission(set(STAFF), description="read staff-only records of")
 # Demographics and enrollment codes: any care-team clinician, and admins.
 MANAGE_PATIENT = _permission(set(STAFF), description="manage")
+# The patient's own time zone: the patient too.
+OWN_TIMEZONE = _permission(set(ALL_ROLES), description="change the time zone of")
 # Who is on the team, in which role: admins and prescribers (a monitor or therapist could otherwise promote
 # themselves).
 MANAGE_CARE_TEAM = _permission(set(STAFF), {CareTeamRole.prescriber}, "change the care team of")

@@ -146,3 +146,18 @@ async def test_has_login_reflects_enrollment(client, world):
 async def test_unknown_patient_is_404(client, world):
     assert (await client.get(f"/v1/patients/{new_id()}", headers=world.admin.headers)).status_code == 404
     assert (await client.patch(f"/v1/patients/{uuid.uuid4()}", json={}, headers=world.admin.headers)).status_code == 404
+
+
+async def test_a_patient_sets_their_own_time_zone_and_nothing_else(client, world):
+    url = f"/v1/patients/{world.patient.id}"
+    moved = await client.patch(url, json={"timezone": "Europe/Rome"}, headers=world.patient_user.headers)
+    assert moved.status_code == 200 and moved.json()["timezone"] == "Europe/Rome"
+    me = await client.get("/v1/me", headers=world.patient_user.headers)
+    assert me.json()["timezone"] == "Europe/Rome"
+    for body in ({"timezone": "Europe/Rome", "full_name": "Someone Else"}, {"external_id": "MRN-9"}):
+        assert (await client.patch(url, json=body, headers=world.patient_user.headers)).status_code == 403
+    other = await client.patch(f"/v1/patients/{world.other_patient.id}", json={"timezone": "Asia/Tokyo"},
+                               headers=world.patient_user.headers)
+    assert other.status_code == 404
+    assert (await client.patch(url, json={"timezone": "Mars/Olympus"},
+                               headers=world.patient_user.headers)).status_code == 422

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.auth.service import CODE_ALPHABET, CODE_LENGTH, format_code
-from api.authz import MANAGE_CARE_TEAM, MANAGE_PATIENT, authorize_patient, visible_patients
+from api.authz import MANAGE_CARE_TEAM, MANAGE_PATIENT, OWN_TIMEZONE, authorize_patient, visible_patients
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.pagination import SortKey, keyset, page_of
 from api.patients.schemas import (
@@ -95,8 +95,11 @@ async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict) 
 
 
 async def update_patient(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, request: PatientUpdate) -> Patient:
-    patient = await authorize_patient(session, caller, patient_id, "patient.update", allow=MANAGE_PATIENT)
     changes = request.model_dump(exclude_unset=True)
+    # A travelling patient sets their own time zone (their days and reminders follow it), and nothing else of the
+    # record: the contract's Auth section.
+    allow = OWN_TIMEZONE if changes.keys() <= {"timezone"} else MANAGE_PATIENT
+    patient = await authorize_patient(session, caller, patient_id, "patient.update", allow=allow)
     required = [name for name in ("full_name", "date_of_birth", "timezone") if name in changes and changes[name] is None]
     if required:
         raise ValidationFailed(
