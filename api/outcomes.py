@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import math
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 

@@ -43,10 +43,13 @@ class Page(BaseModel, Generic[T]):
 SortKey = tuple[InstrumentedAttribute, Literal["asc", "desc"]]
 
 
+def _pack(raw: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+
 def _encode(values: Sequence[Any], carry: str | None) -> str:
     position = [v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v) for v in values]
-    raw = json.dumps({"after": position, "carry": carry} if carry is not None else position)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return _pack({"after": position, "carry": carry} if carry is not None else position)
 
 
 def _unpack(cursor: str) -> tuple[list[Any], str | None]:
@@ -83,7 +86,7 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
 def encode_position(values: Sequence[str | int]) -> str:
     """A cursor for a list ordered in Python (by values computed per row): the last item's sort key, as JSON
     strings and integers. The same opaque format as every other cursor."""
-    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+    return _pack(list(values))
 
 
 def decode_position(cursor: str, types: Sequence[type[str] | type[int]]) -> tuple[str | int, ...]:

@@ -8,11 +8,12 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, Row, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, case, false, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.charts.queries import chart_plan_id
+from api.patients.service import named_like
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -20,12 +21,10 @@ from models.plans import TreatmentPlan
 from models.scores import Score
 
 
-async def panel(session: AsyncSession, visible: ColumnElement[bool], q: str | None) -> Sequence[Row]:
-    """(id, full_name, timezone) of every patient the caller may see, by name."""
-    stmt = select(Patient.id, Patient.full_name, Patient.timezone).where(visible)
-    if q:
-        stmt = stmt.where(func.lower(Patient.full_name).contains(q.lower(), autoescape=True))
-    return (await session.exec(stmt.order_by(Patient.full_name, Patient.id))).all()
+def panel(visible: ColumnElement[bool], q: str | None) -> Select:
+    """(id, full_name, timezone) of the patients the caller may see whose name matches `q`; unordered (the caller
+    pages it by name, or orders it in Python)."""
+    return named_like(select(Patient.id, Patient.full_name, Patient.timezone).where(visible), q)
 
 
 async def plans(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Row]:

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes, pagination
@@ -22,16 +22,15 @@ from api.authz import visible_patients
 from api.dashboard import queries
 from api.dashboard.schemas import DashboardPage, DashboardQuery, DashboardRow, LatestScore
 from api.instruments.registry import GAD7, INSTRUMENTS
+from api.patients.service import PATIENT_ORDER
 from api.schedules import rules
 from api.security.tokens import Caller
 from models.base import utcnow
-from models.patients import Patient
 from models.plans import PlanStatus
 
 # Scores read per patient for the trend (two fortnights) and the schedule's 28 local days, with a day to spare for
 # the patient's zone.
 RECENT = dt.timedelta(days=29)
-BY_NAME: list[pagination.SortKey] = [(Patient.full_name, "asc"), (Patient.id, "asc")]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -60,15 +59,13 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
     visible = visible_patients(caller)
     if query.sort == "name" and query.overdue is None and query.trend is None:
         # The panel's own order: the database pages it and only the page is summarised.
-        stmt = select(Patient.id, Patient.full_name, Patient.timezone).where(visible)
-        if query.q:
-            stmt = stmt.where(func.lower(Patient.full_name).contains(query.q.lower(), autoescape=True))
-        rows = (await session.exec(pagination.keyset(stmt, BY_NAME, limit=query.limit, cursor=query.cursor))).all()
-        patients, next_cursor = pagination.page_of(rows, BY_NAME, limit=query.limit)
+        stmt = pagination.keyset(queries.panel(visible, query.q), PATIENT_ORDER, limit=query.limit,
+                                 cursor=query.cursor)
+        patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER, limit=query.limit)
         items = await summarise(session, patients, now)
     else:
         after = pagination.decode_position(query.cursor, ORDERS[query.sort][1]) if query.cursor else None
-        everyone = await summarise(session, await queries.panel(session, visible, query.q), now)
+        everyone = await summarise(session, (await session.exec(queries.panel(visible, query.q))).all(), now)
         chosen = sorted((row for row in everyone if _matches(row, query)), key=lambda r: _key(query.sort, r))
         if after is not None:
             chosen = [row for row in chosen if _key(query.sort, row) > after]
@@ -110,12 +107,15 @@ async def summarise(session: AsyncSession, patients: Sequence[Row], now: dt.date
     wanted |= {(pid, shown[pid], spans[(pid, shown[pid])][1]) for pid in baselines}
     values = await queries.scores_at(session, wanted)
     alerts = await queries.open_alerts(session, ids)
+    last_score_at: dict = {}
+    for (pid, _), (_, last) in spans.items():
+        last_score_at[pid] = max(last, last_score_at.get(pid, last))
     return [_row(patient, plans[patient.id], shown[patient.id], spans, recent[patient.id], baselines, values,
-                 alerts.get(patient.id, (0, 0)), now) for patient in patients]
+                 alerts.get(patient.id, (0, 0)), last_score_at.get(patient.id), now) for patient in patients]
 
 
 def _row(patient: Row, plan: Row, code: str, spans: dict, recent: list[Row], baselines: dict, values: dict,
-         alerts: tuple[int, int], now: dt.datetime) -> DashboardRow:
+         alerts: tuple[int, int], last_score_at: dt.datetime | None, now: dt.datetime) -> DashboardRow:
     instrument = INSTRUMENTS[code]
     zone = ZoneInfo(patient.timezone)
     latest = base = None
@@ -131,8 +131,7 @@ def _row(patient: Row, plan: Row, code: str, spans: dict, recent: list[Row], bas
                                 [row.recorded_at for row in recent if row.instrument == line["instrument"]])
                     for line in plan.assessments]
     shares = [round(entry.adherence_28d * 100) for entry in schedule if entry.adherence_28d is not None]
-    activity = [last for (pid, _), (_, last) in spans.items() if pid == patient.id]
-    activity += [plan.last_session_at] if plan.last_session_at is not None else []
+    activity = [at for at in (last_score_at, plan.last_session_at) if at is not None]
     return DashboardRow(
         patient_id=patient.id, full_name=patient.full_name,
         plan_status=plan.status if plan.plan_id is not None else None, instrument=code,

@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -77,12 +77,15 @@ async def create_patient(session: AsyncSession, caller: Caller, request: Patient
     return patient
 
 
+def named_like(stmt: Select, q: str | None) -> Select:
+    """Narrows a statement on Patient to names containing `q`, case-insensitive and literally (no wildcards)."""
+    return stmt.where(func.lower(Patient.full_name).contains(q.lower(), autoescape=True)) if q else stmt
+
+
 async def list_patients(
     session: AsyncSession, caller: Caller, *, q: str | None, limit: int, cursor: str | None
 ) -> tuple[list[Patient], str | None]:
-    stmt = select(Patient).where(visible_patients(caller))
-    if q:
-        stmt = stmt.where(func.lower(Patient.full_name).contains(q.lower(), autoescape=True))
+    stmt = named_like(select(Patient).where(visible_patients(caller)), q)
     rows = (await session.exec(keyset(stmt, PATIENT_ORDER, limit=limit, cursor=cursor))).scalars().all()
     patients, next_cursor = page_of(rows, PATIENT_ORDER, limit=limit)
     audit.record_patient_reads(session, caller, "patient.list", "patient", [(p.id, p.id) for p in patients])
