@@ -7,6 +7,7 @@ xdist worker (named after DATABASE_URL's database), migrated once and truncated 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import uuid
@@ -110,6 +111,12 @@ def make_settings(database_url: str, **overrides) -> Settings:
                   rate_limit="1000000/minute")
     values.update(overrides)
     return Settings(**values)
+
+
+@functools.cache
+def openapi_document() -> dict:
+    """The app's OpenAPI document, built once per test process (callers must not change it)."""
+    return create_app(make_settings("sqlite:///:memory:")).openapi()
 
 
 @pytest.fixture

@@ -7,28 +7,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from api.plans.schemas import PlanCreate
 from tests.factories import Actor
 
-# The contract's example body, verbatim.
-EXAMPLE_PLAN: dict[str, Any] = {
-    "title": "Ketamine-assisted treatment for GAD",
-    "indication": "Generalized anxiety disorder, treatment-resistant",
-    "start_date": "2026-12-01",
-    "protocol": {"medication": "ketamine", "route": "iv", "dose": {"amount": 0.5, "unit": "mg/kg"},
-                 "infusion_minutes": 40,
-                 "phases": [{"name": "induction", "sessions": 6, "interval_days": 3},
-                            {"name": "maintenance", "sessions": 4, "interval_days": 28}]},
-    "goals": [{"description": "Remission of anxiety", "instrument": "gad7", "target_total": 4,
-               "by_date": "2027-03-01"}],
-    "adjunct_therapies": [{"kind": "cbt", "frequency": "weekly", "provider": "Dr. Rivera"}],
-    "assessments": [{"instrument": "gad7", "every_days": 7}, {"instrument": "phq9", "every_days": 14}],
-    "safety": {"max_systolic": 160, "max_diastolic": 100},
-    "prior_treatments": [{"name": "sertraline", "kind": "ssri", "adequate_trial": True, "outcome": "no_response"},
-                         {"name": "venlafaxine", "kind": "snri", "adequate_trial": True,
-                          "outcome": "partial_response"}],
-    "suitability": {"assessed_at": "2026-11-20", "contraindications": [],
-                    "notes": "BP controlled; no psychosis history"},
-}
+# The contract's example body, verbatim: the one the OpenAPI document shows for PlanCreate.
+EXAMPLE_PLAN: dict[str, Any] = PlanCreate.model_config["json_schema_extra"]["examples"][0]
 
 
 def plan_body(**overrides: Any) -> dict[str, Any]:

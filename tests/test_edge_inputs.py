@@ -15,10 +15,9 @@ import uuid
 
 import pytest
 
-from api.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import openapi_document
 
-OPENAPI = create_app(make_settings("sqlite:///:memory:")).openapi()
+OPENAPI = openapi_document()
 
 EXTREME_INSTANTS = [
     "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59Z",

@@ -17,10 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
 from api.users.schemas import UserCreate
 from api.users.service import bootstrap_admin
-from tests.conftest import make_settings
+from tests.conftest import openapi_document
 
 PACKAGE = "calmtrack_api_client"
 
@@ -30,7 +29,7 @@ def generated(tmp_path_factory):
     """The generated package, imported (once per test process)."""
     where = tmp_path_factory.mktemp("client")
     document = where / "openapi.json"
-    document.write_text(json.dumps(create_app(make_settings("sqlite:///:memory:")).openapi()))
+    document.write_text(json.dumps(openapi_document()))
     done = subprocess.run(
         [str(Path(sys.executable).with_name("openapi-python-client")), "generate", "--path", str(document),
          "--meta", "none", "--output-path", str(where / PACKAGE)],
