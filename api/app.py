@@ -35,6 +35,7 @@ from api.reports.router import router as reports_router
 from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
 from api.scores.router import router as scores_router
+from api.security.revocation import Revocations
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
+    app.state.revocations = Revocations(engine, poll_seconds=settings.revocation_poll_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
     app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)
 

@@ -51,6 +51,9 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
         caller = decode_access_token(request.app.state.settings, credentials.credentials)
     except InvalidToken:
         raise InvalidAccessToken("Invalid or expired access token") from None
+    if await request.app.state.revocations.is_revoked(caller):
+        raise InvalidAccessToken("This access token has been revoked (account deactivated or changed, or the "
+                                 "session ended); sign in again")
     await request.app.state.rate_limiter.check("user", str(caller.user_id))
     return caller
 

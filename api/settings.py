@@ -54,6 +54,9 @@ class Settings(DatabaseSettings):
     # instead of revoking it: a lost answer retried, or two refreshes in flight (docs/auth.md). 0 turns it off.
     refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     enrollment_code_hours: int = Field(default=72, ge=1, le=72)
+    # How stale a process's copy of the access-token revocations may get (api/security/revocation.py): a deactivated
+    # user's or revoked API client's tokens are refused on every process within this. One small query per interval.
+    revocation_poll_seconds: float = Field(default=0.5, gt=0, le=1)
 
     # Per-account login throttling: after `login_max_failures` failures the account (or unknown email) is locked for
     # `login_lockout_base_seconds`, doubling with every further failure, capped at `login_lockout_max_seconds`.

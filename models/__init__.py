@@ -9,9 +9,10 @@ from models.outbox import OutboxEvent
 from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patient
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.scores import Score
-from models.users import LoginThrottle, RefreshToken, Role, User
+from models.users import AccessRevocation, LoginThrottle, RefreshToken, Role, User
 
 __all__ = [
+    "AccessRevocation",
     "Alert",
     "AlertPriority",
     "AlertStatus",

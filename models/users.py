@@ -63,3 +63,22 @@ class LoginThrottle(SQLModel, table=True):
 
 
 Index("ix_refresh_token_live_family", RefreshToken.family_id, postgresql_where=text("revoked_at IS NULL"))
+
+
+class AccessRevocation(SQLModel, table=True):
+    """Access tokens issued before `revoked_at` to a principal (a user or an API client) or within a login session
+    (a refresh-token family) stop working at once, although they are stateless JWTs that have not expired.
+
+    Every server process keeps the live rows in memory and rereads them at least every second
+    (api/security/revocation.py). A row is needed only while tokens issued before it can still be unexpired, so it
+    carries its own `expires_at` (revocation time + the longest access-token lifetime) and is ignored after it.
+    """
+
+    __tablename__ = "access_revocation"
+
+    id: uuid.UUID = id_field()
+    subject_type: str = Field(max_length=16)  # principal | session
+    subject_id: uuid.UUID
+    reason: str = Field(max_length=32)
+    revoked_at: dt.datetime = instant_field()
+    expires_at: dt.datetime = instant_field(index=True)

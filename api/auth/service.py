@@ -34,13 +34,15 @@ def caller_of(user: User) -> Caller:
 async def issue_token_pair(
     session: AsyncSession, settings: Settings, user: User, *, parent: RefreshToken | None = None
 ) -> TokenPair:
-    """Adds the refresh-token row to the session (a new family, or the child of `parent`); the caller commits."""
-    access_token, expires_in = issue_access_token(settings, caller_of(user))
+    """Adds the refresh-token row to the session (a new family, or the child of `parent`); the caller commits. The
+    access token names the family as its login session (`sid`), which can be ended on its own."""
+    family_id = parent.family_id if parent else uuid.uuid4()
+    access_token, expires_in = issue_access_token(settings, caller_of(user), session_id=family_id)
     refresh_token = new_secret()
     session.add(
         RefreshToken(
             token_hash=digest(refresh_token),
-            family_id=parent.family_id if parent else uuid.uuid4(),
+            family_id=family_id,
             parent_id=parent.id if parent else None,
             user_id=user.id,
             expires_at=utcnow() + dt.timedelta(days=settings.refresh_token_days),

@@ -33,6 +33,10 @@ class Caller:
     organization_id: uuid.UUID
     role: Role
     patient_id: uuid.UUID | None = None
+    # The login session (refresh-token family) the token was issued in, and when (seconds since the epoch, to the
+    # millisecond): what api/security/revocation.py checks.
+    session_id: uuid.UUID | None = None
+    issued_at: float = 0.0
 
     @property
     def is_admin(self) -> bool:
@@ -51,7 +55,9 @@ class InvalidToken(Exception):
     pass
 
 
-def issue_access_token(settings: Settings, caller: Caller, *, now: dt.datetime | None = None) -> tuple[str, int]:
+def issue_access_token(
+    settings: Settings, caller: Caller, *, session_id: uuid.UUID | None = None, now: dt.datetime | None = None
+) -> tuple[str, int]:
     now = now or utcnow()
     lifetime = settings.access_token_minutes * 60
     claims = {
@@ -60,12 +66,16 @@ def issue_access_token(settings: Settings, caller: Caller, *, now: dt.datetime |
         "role": caller.role.value,
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
-        "iat": int(now.timestamp()),
+        # A NumericDate may have a fraction (RFC 7519 section 2): milliseconds, so that a revocation ends exactly the
+        # tokens issued before it.
+        "iat": round(now.timestamp(), 3),
         "exp": int(now.timestamp()) + lifetime,
         "jti": uuid.uuid4().hex,
     }
     if caller.patient_id is not None:
         claims["pid"] = str(caller.patient_id)
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
     return token, lifetime
 
@@ -102,12 +112,14 @@ def _verify(settings: Settings, token: str) -> tuple[Caller, int]:
         if decoded["header"].get("typ") != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
         claims = decoded["payload"]
-        pid = claims.get("pid")
+        pid, sid = claims.get("pid"), claims.get("sid")
         caller = Caller(
             user_id=uuid.UUID(claims["sub"]),
             organization_id=uuid.UUID(claims["org"]),
             role=Role(claims["role"]),
             patient_id=uuid.UUID(pid) if pid else None,
+            session_id=uuid.UUID(sid) if sid else None,
+            issued_at=float(claims["iat"]),
         )
         return caller, int(claims["exp"])
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:

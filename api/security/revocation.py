@@ -1,0 +1,111 @@
+"""Ending access before an access token expires: deactivated users, revoked API clients, ended login sessions.
+
+Access tokens are stateless JWTs, valid until `exp` (at most 15 minutes). To end one sooner, a revocation row names a
+principal (a user or an API client) or a login session (a refresh-token family, the token's `sid`): every access
+token of that subject issued before the revocation is refused. Rows live in the database, so every server process
+sees them: each process holds the live rows in memory and rereads them when they are older than
+`REVOCATION_POLL_SECONDS` (default 0.5 s), one small query per process per interval whatever the traffic, and at
+once after a revocation committed in the same process. Checking a token is then two dictionary lookups.
+
+Tokens are compared by their issue time (`iat`, to the millisecond), so a token issued after the revocation (a role
+change followed by a refresh, a re-enrollment's new session) works at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.security.tokens import Caller
+from models.base import utcnow
+from models.users import AccessRevocation
+
+# Longer than any access token's lifetime (settings cap it at 15 minutes), with room for clock skew.
+KEEP_FOR = dt.timedelta(minutes=20)
+
+
+class Subject(StrEnum):
+    principal = "principal"  # a user or an API client: every token of theirs
+    session = "session"  # one login session (refresh-token family): the tokens issued within it
+
+
+def revoke(
+    session: AsyncSession, subject: Subject, subject_id: uuid.UUID, reason: str, *, now: dt.datetime | None = None
+) -> None:
+    """Adds a revocation to the caller's transaction; it takes effect when that commits."""
+    now = now or utcnow()
+    session.add(AccessRevocation(subject_type=subject, subject_id=subject_id, reason=reason, revoked_at=now,
+                                 expires_at=now + KEEP_FOR))
+    session.info[_CHANGED] = True
+
+
+# A revocation committed in this process makes every cache of the process reload on its next check: the request
+# after a deactivation must already be refused here, not only within the polling interval.
+_CHANGED = "calmtrack.revocations_changed"
+_generation = 0
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    global _generation
+    if session.info.pop(_CHANGED, False):
+        _generation += 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+class Revocations:
+    """One process's copy of the live revocations (one per app: `app.state.revocations`)."""
+
+    def __init__(self, engine: AsyncEngine, *, poll_seconds: float) -> None:
+        self._engine = engine
+        self._poll_seconds = poll_seconds
+        self._revoked: dict[tuple[str, uuid.UUID], float] = {}
+        self._loaded_at = -float("inf")
+        self._loaded_generation = -1
+        self._lock = asyncio.Lock()
+
+    async def is_revoked(self, caller: Caller) -> bool:
+        if self._stale():
+            await self._reload()
+        revoked = self._revoked
+        if not revoked:
+            return False
+        issued_at = caller.issued_at
+        for key in ((Subject.principal, caller.user_id), (Subject.session, caller.session_id)):
+            revoked_at = revoked.get(key)  # type: ignore[arg-type]
+            if revoked_at is not None and issued_at < revoked_at:
+                return True
+        return False
+
+    def _stale(self) -> bool:
+        return (self._loaded_generation != _generation
+                or time.monotonic() - self._loaded_at >= self._poll_seconds)
+
+    async def _reload(self) -> None:
+        async with self._lock:
+            if not self._stale():  # another request reloaded while this one waited
+                return
+            generation, started = _generation, time.monotonic()
+            stmt = (select(AccessRevocation.subject_type, AccessRevocation.subject_id, AccessRevocation.revoked_at)
+                    .where(AccessRevocation.expires_at > utcnow()))
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(stmt)).all()
+            revoked: dict[tuple[str, uuid.UUID], float] = {}
+            for kind, subject_id, revoked_at in rows:
+                key = (kind, subject_id)
+                revoked[key] = max(revoked.get(key, 0.0), revoked_at.timestamp())
+            self._revoked = revoked
+            self._loaded_at, self._loaded_generation = started, generation
+

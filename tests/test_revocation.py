@@ -1,0 +1,122 @@
+"""Access-token revocation (api/security/revocation.py): tokens issued before a revocation of their principal or of
+their login session are refused on every process, within the polling interval, although the JWT has not expired."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import httpx
+from sqlalchemy import insert
+
+from api.app import create_app
+from api.security import revocation
+from api.security.revocation import Subject
+from models.base import utcnow
+from models.users import AccessRevocation
+from tests.conftest import make_settings
+from tests.factories import PASSWORD
+
+
+async def _login(client: httpx.AsyncClient, email: str) -> dict:
+    answer = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _bearer(pair: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+async def _revoke(app, subject: Subject, subject_id: uuid.UUID, now: dt.datetime | None = None) -> None:
+    async with app.state.sessions() as session:
+        revocation.revoke(session, subject, subject_id, "test", now=now)
+        await session.commit()
+
+
+async def test_a_revoked_principal_is_refused_at_once_in_this_process(app, client, world):
+    pair = await _login(client, world.clinician.user.email)
+    assert (await client.get("/v1/me", headers=_bearer(pair))).status_code == 200
+
+    await _revoke(app, Subject.principal, world.clinician.id)
+
+    refused = await client.get("/v1/me", headers=_bearer(pair))
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "invalid_token"
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    # Everyone else is unaffected.
+    assert (await client.get("/v1/me", headers=world.admin.headers)).status_code == 200
+
+
+async def test_a_token_issued_after_the_revocation_works(app, client, world):
+    before = await _login(client, world.clinician.user.email)
+    await _revoke(app, Subject.principal, world.clinician.id)
+    after = await _login(client, world.clinician.user.email)
+
+    assert (await client.get("/v1/me", headers=_bearer(before))).status_code == 401
+    assert (await client.get("/v1/me", headers=_bearer(after))).status_code == 200
+    refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": after["refresh_token"]})
+    assert (await client.get("/v1/me", headers=_bearer(refreshed.json()))).status_code == 200
+
+
+async def test_ending_one_login_session_leaves_the_others(app, client, world):
+    phone = await _login(client, world.patient_user.user.email)
+    tablet = await _login(client, world.patient_user.user.email)
+    me = (await client.get("/v1/me", headers=_bearer(phone))).json()
+    assert me["id"] == str(world.patient_user.id)
+
+    family = await _family_of(app, phone["refresh_token"])
+    await _revoke(app, Subject.session, family)
+
+    assert (await client.get("/v1/me", headers=_bearer(phone))).status_code == 401
+    assert (await client.get("/v1/me", headers=_bearer(tablet))).status_code == 200
+
+
+async def test_another_process_sees_a_revocation_within_the_polling_interval(app, client, world, database_url):
+    """A second app on the same database stands for another server process. The revocation is written with plain
+    SQL, as another process would commit it: nothing in this process tells the second app, only its polling."""
+    poll = 0.3
+    other = create_app(make_settings(database_url, revocation_poll_seconds=poll))
+    try:
+        transport = httpx.ASGITransport(app=other, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other.test") as other_client:
+            pair = await _login(client, world.clinician.user.email)
+            assert (await other_client.get("/v1/me", headers=_bearer(pair))).status_code == 200
+
+            now = utcnow()
+            async with app.state.engine.begin() as connection:
+                await connection.execute(insert(AccessRevocation).values(
+                    id=uuid.uuid4(), subject_type=Subject.principal, subject_id=world.clinician.id, reason="test",
+                    revoked_at=now, expires_at=now + revocation.KEEP_FOR))
+
+            await asyncio.sleep(poll * 1.5)
+            assert (await other_client.get("/v1/me", headers=_bearer(pair))).status_code == 401
+    finally:
+        await other.state.engine.dispose()
+
+
+async def test_expired_revocations_are_forgotten(app, client, world):
+    pair = await _login(client, world.clinician.user.email)
+    # A revocation issued long ago only concerned tokens that have all expired since.
+    await _revoke(app, Subject.principal, world.clinician.id, now=utcnow() - revocation.KEEP_FOR * 2)
+    assert (await client.get("/v1/me", headers=_bearer(pair))).status_code == 200
+
+
+async def test_a_rolled_back_revocation_changes_nothing(app, client, world):
+    pair = await _login(client, world.clinician.user.email)
+    async with app.state.sessions() as session:
+        revocation.revoke(session, Subject.principal, world.clinician.id, "test")
+        await session.rollback()
+    assert (await client.get("/v1/me", headers=_bearer(pair))).status_code == 200
+
+
+async def _family_of(app, refresh_token: str) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from api.security.tokens import digest
+    from models.users import RefreshToken
+
+    async with app.state.sessions() as session:
+        return (await session.exec(
+            select(RefreshToken.family_id).where(RefreshToken.token_hash == digest(refresh_token)))).scalar_one()
