@@ -1,7 +1,5 @@
 """Clinician alerts: raised in the same transaction as the change that calls for them, listed for the care team,
-acknowledged with a note. Raised today by a PHQ-9 item 9 answered above 0 (urgent, whatever the total: domain.md)
-and by a signed session's warnings and severe adverse events; worsening and overdue assessments need the
-dashboard's baselines and a scheduler, and come with them.
+acknowledged with a note. docs/alerts.md lists what raises each kind.
 """
 
 from __future__ import annotations
@@ -29,19 +27,21 @@ ALERT_NOT_FOUND = "Alert not found"
 
 async def raise_alert(
     session: AsyncSession, caller: Caller | None, *, organization_id: uuid.UUID, patient_id: uuid.UUID, kind: str,
-    priority: AlertPriority, source_type: str, source_id: uuid.UUID, message: str,
-) -> None:
+    priority: AlertPriority, source_type: str, source_id: uuid.UUID, message: str, plan_id: uuid.UUID | None = None,
+) -> bool:
     """Adds the alert to the caller's transaction, unless this source already raised one of this kind (the unique
-    (source_type, source_id, kind) index decides, so retries and concurrent workers never raise it twice). Without a
-    caller the worker raised it: audited as the system."""
+    (source_type, source_id, kind) index decides, so retries and concurrent workers never raise it twice) or, for
+    an alert naming a plan, one of this kind is open for the plan (the partial unique index on (plan_id, kind)).
+    Without a caller the worker raised it: audited as the system. True if it was raised."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     alert_id = uuid.uuid4()
     raised = await session.exec(
         insert(Alert)
         .values(id=alert_id, organization_id=organization_id, patient_id=patient_id, kind=kind, priority=priority,
                 status=AlertStatus.open, source_type=source_type, source_id=source_id, message=message,
-                raised_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Alert.source_type, Alert.source_id, Alert.kind])
+                raised_at=utcnow(), plan_id=plan_id)
+        # No conflict target: either unique index may hold the alert that was already raised.
+        .on_conflict_do_nothing()
         .returning(Alert.id)
     )
     if raised.scalar_one_or_none() is None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.alerts.worsening import cannot_worsen
 from api.authz import visible_patients
 from api.db import database_unavailable
 from api.pagination import SortKey, keyset, page_of
@@ -68,9 +69,10 @@ def _create_statement(role: Role) -> Select:
     caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
                     organization_id=bindparam("caller_organization_id", type_=Uuid),
                     patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    # A score that may be worse than its baseline is left to the ordinary path, which raises the alert with it.
     visible = (
         select(Patient.id)
-        .where(Patient.id == bindparam("score_patient_id", type_=Uuid), visible_patients(caller))
+        .where(Patient.id == bindparam("score_patient_id", type_=Uuid), visible_patients(caller), cannot_worsen())
         .cte("visible")
     )
     names, row = _typed_row(_TABLE, "score", visible)
@@ -115,7 +117,7 @@ def _driver_statement(dialect: Dialect, role: Role) -> _DriverStatement:
 
 async def insert_if_visible(
     engine: AsyncEngine, caller: Caller, score: Mapping[str, Any], audit_row: Mapping[str, Any],
-    outbox_row: Mapping[str, Any],
+    outbox_row: Mapping[str, Any], worsening_parameters: Mapping[str, Any],
 ) -> tuple[bool, bool]:
     """PostgreSQL only: the authorisation check, the insert and its audit and outbox rows as ONE autocommitted
     statement (one round trip instead of six), for the hottest request of all. Returns (visible, inserted).
@@ -125,7 +127,7 @@ async def insert_if_visible(
     opened, so the single statement commits by itself.
 
     The audit and outbox rows are written only when the score was; anything else (invisible patient, replay,
-    conflict) is left to the ordinary path, which audits it.
+    conflict, a score that may be worse than its baseline) is left to the ordinary path, which audits it.
     """
     statement = _driver_statement(engine.dialect, caller.role)
     arguments = statement.arguments({
@@ -134,6 +136,7 @@ async def insert_if_visible(
         **_parameters("score", _TABLE, score),
         **_parameters("audit", AuditEvent.__table__, audit_row),
         **_parameters("outbox", OutboxEvent.__table__, outbox_row),
+        **worsening_parameters,
     })
     # A checkout replaces a connection the server closed while it was idle (api.db), as for every other route.
     connection = await engine.raw_connection()

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox, pagination
 from api.alerts import service as alerts
+from api.alerts import worsening
 from api.audit import service as audit
 from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
 from api.db import engine_of
@@ -129,7 +130,8 @@ async def _score_created(
     session: AsyncSession, caller: Caller, organization_id: uuid.UUID, score: Mapping[str, Any]
 ) -> None:
     """What a new score sets off, in its transaction: the score.created event, and an urgent clinician alert for
-    each urgent item answered above its minimum (PHQ-9 item 9: never let it pass silently, whatever the total)."""
+    each urgent item answered above its minimum (PHQ-9 item 9: never let it pass silently, whatever the total).
+    Worsening from baseline is judged by the caller, once for all the scores it stored (`worsening`)."""
     outbox.enqueue(session, organization_id, "score.created", _created_event(score))
     instrument = INSTRUMENTS[score["instrument"]]
     for index in _urgent_answers(score):
@@ -158,7 +160,7 @@ async def create(
     engine = engine_of(sessions)
     score = _new_score(entry, patient_id, caller, utcnow()) if patient_id is not None else None
     # Urgent answers raise an alert too: that rare case takes the ordinary path, which writes it in the same
-    # transaction.
+    # transaction. So does a score that may be worse than its baseline (the statement declines to store it).
     if (score is not None and caller.role in ENTER_SCORES.roles and not _urgent_answers(score)
             and queries.writes_in_one_statement(engine)):
         _, inserted = await queries.insert_if_visible(
@@ -167,6 +169,7 @@ async def create(
                                resource_id=entry.id, patient_id=patient_id, organization_id=None),
             # A visible patient is always of the caller's organization.
             outbox.event_values(caller.organization_id, "score.created", _created_event(score)),
+            worsening.worsening_parameters(score),
         )
         if inserted:
             return present(score, caller), True
@@ -183,6 +186,7 @@ async def _create(
     score = _new_score(entry, patient_id, caller, utcnow())
     if await queries.insert_new(session, [score]):
         await _score_created(session, caller, organization_id, score)
+        await worsening.raise_if_worsening(session, caller, organization_id, patient_id, [score])
         await session.commit()
         return present(score, caller), True
     stored = (await _stored(session, [entry.id])).get(entry.id)
@@ -239,6 +243,8 @@ async def create_batch(session: AsyncSession, caller: Caller, entries: list[Any]
             results[index] = BatchProblem(id=score_id, status=409, problem=conflict)
         audit.record(session, caller, "score.create", resource_type="score", resource_id=score_id,
                      patient_id=patient_id, outcome=audit.DENIED if results[index].status == 409 else audit.SUCCESS)
+    await worsening.raise_if_worsening(session, caller, organization_id, patient_id,
+                                       [score for score_id, (_, _, score) in firsts.items() if score_id in inserted])
     for index, entry in repeats:
         first_index, _, first_score = firsts[entry.id]
         first = results[first_index]
