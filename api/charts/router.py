@@ -1,10 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
+from api import conditional
 from api.charts import service
 from api.charts.schemas import ChartPublic, ChartQuery
+from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, SessionDep
 from api.errors import problem_responses
 
@@ -14,15 +16,19 @@ ChartQueryDep = Annotated[ChartQuery, Depends()]
 
 
 @router.get("/patients/{patient_id}/chart", response_model=ChartPublic,
-            responses=problem_responses(401, 404, 422))
-async def patient_chart(patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
-                        query: ChartQueryDep) -> ChartPublic:
+            responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 404, 422)})
+async def patient_chart(patient_id: uuid.UUID, caller: CallerDep, session: SessionDep, query: ChartQueryDep,
+                        response: Response, if_none_match: IfNoneMatch = None) -> ChartPublic | Response:
     """One instrument over time in the patient's calendar: buckets, change from baseline, onset, durability and
-    signed sessions (docs/charts.md)."""
-    return await service.chart(session, caller, patient_id, query)
+    signed sessions (docs/charts.md). Answers an ETag; If-None-Match with it → 304 while nothing changed."""
+    tag, build = await service.tagged_chart(session, caller, patient_id, query)
+    return conditional.answer(tag, if_none_match, response, build)
 
 
-@router.get("/me/chart", response_model=ChartPublic, responses=problem_responses(401, 403, 404, 422))
-async def my_chart(caller: PatientCaller, session: SessionDep, query: ChartQueryDep) -> ChartPublic:
-    """The patient's own chart (the same answer as /v1/patients/{their id}/chart)."""
-    return await service.chart(session, caller, caller.patient_id, query)
+@router.get("/me/chart", response_model=ChartPublic,
+            responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 403, 404, 422)})
+async def my_chart(caller: PatientCaller, session: SessionDep, query: ChartQueryDep, response: Response,
+                   if_none_match: IfNoneMatch = None) -> ChartPublic | Response:
+    """The patient's own chart (the same answer as /v1/patients/{their id}/chart), with the same ETag."""
+    tag, build = await service.tagged_chart(session, caller, caller.patient_id, query)
+    return conditional.answer(tag, if_none_match, response, build)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes
 from api.authz import authorize_patient
+from api.conditional import Tag
 from api.charts import queries
 from api.charts.schemas import (
     Baseline,
@@ -67,9 +68,8 @@ class Scores:
     days: Sequence[dt.date]
 
     @classmethod
-    def of(cls, rows: Sequence[tuple[dt.datetime, int]], zone: ZoneInfo) -> Scores:
-        recorded_at = [row[0] for row in rows]
-        return cls(recorded_at, [row[1] for row in rows], [instant.astimezone(zone).date() for instant in recorded_at])
+    def of(cls, recorded_at: Sequence[dt.datetime], totals: Sequence[int], zone: ZoneInfo) -> Scores:
+        return cls(recorded_at, totals, [instant.astimezone(zone).date() for instant in recorded_at])
 
     def point(self, index: int) -> ScorePoint:
         return ScorePoint(total=self.totals[index], recorded_at=self.recorded_at[index])
@@ -168,21 +168,37 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
     )
 
 
-async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
+async def tagged_chart(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery
+) -> tuple[str, Callable[[], ChartPublic]]:
+    """The chart's entity tag, a digest of everything it is computed from (api/conditional.py), and a function that
+    computes it: a client whose copy is current is answered without the computation."""
     patient = await authorize_patient(session, caller, patient_id, "chart.read")
     patient_id, timezone = patient.id, patient.timezone
     zone = ZoneInfo(timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())
     instrument = INSTRUMENTS[query.instrument]
     plan, signed = await queries.plan_and_sessions(session, patient_id, CHARTED_SESSIONS)
-    scores = Scores.of(await queries.live_totals(session, patient_id, instrument.code), zone)
+    rows = await queries.live_totals(session, patient_id, instrument.code)
     await session.commit()  # the audit event
+    recorded_at, totals = [row[0] for row in rows], [row[1] for row in rows]
+    tag = Tag("chart", patient_id, timezone, instrument.code, query.bucket, first_day, last_day, plan)
+    tag.add_rows(signed).add_series(recorded_at, totals)
 
-    return ChartPublic(
-        instrument=instrument.code, bucket=query.bucket, timezone=timezone, date_from=first_day,
-        date_to=last_day, **_outcomes(instrument, scores, query.bucket, plan, signed, zone),
-        points=points(scores, query.bucket, first_day, last_day),
-        sessions=[ChartSession(id=row.id, started_at=row.started_at, dose_mg=row.dose_mg, route=row.route)
-                  for row in signed if first_day <= row.started_at.astimezone(zone).date() <= last_day],
-        bands=_BANDS[instrument.code],
-    )
+    def build() -> ChartPublic:
+        scores = Scores.of(recorded_at, totals, zone)
+        return ChartPublic(
+            instrument=instrument.code, bucket=query.bucket, timezone=timezone, date_from=first_day,
+            date_to=last_day, **_outcomes(instrument, scores, query.bucket, plan, signed, zone),
+            points=points(scores, query.bucket, first_day, last_day),
+            sessions=[ChartSession(id=row.id, started_at=row.started_at, dose_mg=row.dose_mg, route=row.route)
+                      for row in signed if first_day <= row.started_at.astimezone(zone).date() <= last_day],
+            bands=_BANDS[instrument.code],
+        )
+
+    return tag.value, build
+
+
+async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
+    _, build = await tagged_chart(session, caller, patient_id, query)
+    return build()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -12,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts import service as alerts
 from api.authz import authorize_patient
+from api.conditional import Tag
 from api.instruments.registry import INSTRUMENTS
 from api.schedules import queries, rules
 from api.schedules.schemas import ScheduleItem, SchedulePublic
@@ -24,28 +26,39 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), zone)
 
 
-async def schedule(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None) -> SchedulePublic:
+async def tagged_schedule(
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None
+) -> tuple[str, Callable[[], SchedulePublic]]:
+    """The schedule's entity tag, a digest of everything it is computed from (today's local date included), and a
+    function that computes it (api/conditional.py)."""
     patient = await authorize_patient(session, caller, patient_id, "schedule.read", resource_type="schedule")
     patient_id, timezone = patient.id, patient.timezone
     zone = ZoneInfo(timezone)
     now = utcnow()
     today = now.astimezone(zone).date()
     [plan] = (await queries.active_plans(session, [patient_id])) or [None]
+    tag = Tag("schedule", patient_id, timezone, today)
     if plan is None:
         await session.commit()  # the audit event
-        return SchedulePublic(timezone=timezone, plan_id=None, today=today, items=[])
+        return tag.value, lambda: SchedulePublic(timezone=timezone, plan_id=None, today=today, items=[])
     instruments = {line["instrument"] for line in plan.assessments}
     window_start = today - dt.timedelta(days=rules.ADHERENCE_WINDOW_DAYS - 1)
     last = await queries.last_scores(session, [patient_id], instruments)
     recent = await queries.recent_scores(session, patient_id, instruments, local_midnight(window_start, zone))
     await session.commit()
-    items = [
-        rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
-                    last.get((patient_id, line["instrument"])), recent[line["instrument"]])
-        for line in plan.assessments
-    ]
-    return SchedulePublic(timezone=timezone, plan_id=plan.id, today=today,
-                          items=[ScheduleItem.model_validate(item, from_attributes=True) for item in items])
+    tag.add(plan.id, plan.start_date, plan.assessments).add_rows(sorted(last.items()))
+    tag.add_rows((instrument, sorted(instants)) for instrument, instants in sorted(recent.items()))
+
+    def build() -> SchedulePublic:
+        items = [
+            rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
+                        last.get((patient_id, line["instrument"])), recent[line["instrument"]])
+            for line in plan.assessments
+        ]
+        return SchedulePublic(timezone=timezone, plan_id=plan.id, today=today,
+                              items=[ScheduleItem.model_validate(item, from_attributes=True) for item in items])
+
+    return tag.value, build
 
 
 # The contract: an assessment overdue by more than 3 days raises an alert, once per missed due date.

@@ -3,6 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from api import conditional
+from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep
 from api.errors import problem_responses
 from api.scores import service
@@ -39,10 +41,14 @@ async def retract_my_score(score_id: uuid.UUID, caller: PatientCaller, session: 
     await service.retract(session, caller, score_id)
 
 
-@router.get("/me/scores", response_model=ScorePage, responses=problem_responses(401, 403, 404, 422))
-async def list_my_scores(caller: PatientCaller, session: SessionDep, query: ScoreQueryDep) -> ScorePage:
-    """The patient's scores, newest recorded first; with updated_since, every change since then, oldest first."""
-    return await service.list_scores(session, caller, caller.patient_id, query)
+@router.get("/me/scores", response_model=ScorePage,
+            responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 403, 404, 422)})
+async def list_my_scores(caller: PatientCaller, session: SessionDep, query: ScoreQueryDep, response: Response,
+                         if_none_match: IfNoneMatch = None) -> ScorePage | Response:
+    """The patient's scores, newest recorded first; with updated_since, every change since then, oldest first.
+    Answers an ETag; If-None-Match with it → 304 while the page is unchanged."""
+    tag, build = await service.tagged_scores(session, caller, caller.patient_id, query)
+    return conditional.answer(tag, if_none_match, response, build)
 
 
 @router.post("/patients/{patient_id}/scores", response_model=ScorePublic, status_code=status.HTTP_201_CREATED,
@@ -56,10 +62,14 @@ async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller:
     return score
 
 
-@router.get("/patients/{patient_id}/scores", response_model=ScorePage, responses=problem_responses(401, 404, 422))
+@router.get("/patients/{patient_id}/scores", response_model=ScorePage,
+            responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 404, 422)})
 async def list_patient_scores(patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
-                              query: ScoreQueryDep) -> ScorePage:
-    return await service.list_scores(session, caller, patient_id, query)
+                              query: ScoreQueryDep, response: Response,
+                              if_none_match: IfNoneMatch = None) -> ScorePage | Response:
+    """A patient's scores (as /v1/me/scores), with an ETag for If-None-Match."""
+    tag, build = await service.tagged_scores(session, caller, patient_id, query)
+    return conditional.answer(tag, if_none_match, response, build)
 
 
 @router.get("/scores/{score_id}", response_model=ScorePublic, responses=problem_responses(401, 404, 422))

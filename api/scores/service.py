@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +20,7 @@ from api.alerts import service as alerts
 from api.alerts import worsening
 from api.audit import service as audit
 from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
+from api.conditional import Tag
 from api.db import engine_of
 from api.errors import Conflict, Forbidden, ValidationFailed
 from api.instruments.registry import INSTRUMENTS
@@ -298,11 +299,22 @@ def _first_page_watermark(cursor: str | None) -> dt.datetime:
         raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
 
 
-async def list_scores(
+async def tagged_scores(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ScoreQuery
-) -> ScorePage:
+) -> tuple[str, Callable[[], ScorePage]]:
+    """A page of scores as an entity tag (the page's rows by id and last change, the query, and whether the viewer
+    sees clinicians' notes: api/conditional.py) and a function that builds it. The delta-sync watermark is not in
+    the tag: a client told 304 keeps its earlier watermark, which is safe."""
     watermark = _first_page_watermark(query.cursor)
     await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
     scores, next_cursor = await queries.page(session, patient_id, query, carry=watermark.isoformat())
     await session.commit()
-    return ScorePage(items=[present(_values(s), caller) for s in scores], next_cursor=next_cursor, sync_watermark=watermark)
+    tag = Tag("scores", patient_id, caller.role == Role.patient, query.instrument, query.recorded_from,
+              query.recorded_to, query.updated_since, query.limit, query.cursor, next_cursor)
+    tag.add_rows((score.id, score.updated_at) for score in scores)
+
+    def build() -> ScorePage:
+        return ScorePage(items=[present(_values(s), caller) for s in scores], next_cursor=next_cursor,
+                         sync_watermark=watermark)
+
+    return tag.value, build
