@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
+from tests.conftest import ON_POSTGRES
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import new_plan, plan_body, rows, set_status
 from tests.session_helpers import active_plan, new_session, sign
@@ -395,7 +396,9 @@ async def test_durability_starts_at_the_end_of_the_start_date_before_any_session
 
 
 async def test_a_chart_costs_three_selects_and_the_audit_insert(client, world, app):
-    # The chart is a benchmarked hot path (bench/): the patient, the chart plan with the sessions, and the scores.
+    """The chart is a benchmarked hot path (bench/): the patient, the chart plan with the sessions, and the scores;
+    on PostgreSQL all of it, the audit row included, is one statement on the driver (api/statements.py), which
+    SQLAlchemy's events do not see."""
     march = await plan_in_status(client, world, "2026-03-01", "completed")
     await add_session(app, world, "2026-03-10T09:00:00-04:00", plan_id=march["id"])
     await treated(client, app, world, "2026-10-05", "2026-10-05T12:00:00-04:00", "2026-10-08T12:00:00-04:00")
@@ -411,7 +414,7 @@ async def test_a_chart_costs_three_selects_and_the_audit_insert(client, world, a
     finally:
         event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
     assert answer["onset"] == 0.88 and len(answer["sessions"]) == 3  # 21 hours; every signed session shown
-    assert sorted(seen) == ["INSERT", "SELECT", "SELECT", "SELECT"]
+    assert sorted(seen) == ([] if ON_POSTGRES else ["INSERT", "SELECT", "SELECT", "SELECT"])
 
 
 # --- sessions overlay ------------------------------------------------------------------------------------------------

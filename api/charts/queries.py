@@ -5,16 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect, Select, Uuid, and_, bindparam, case, select
+from sqlalchemy import (
+    ColumnElement, Row, ScalarSelect, Select, Uuid, and_, bindparam, case, func, literal_column, select, true)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.authz import visible_patients
+from api.security.tokens import Caller
+from api.statements import DriverStatement, row_parameters, typed_row
+from models.audit import AuditEvent
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
 from models.plans import PlanStatus, TreatmentPlan
 from models.scores import Score
+from models.users import Role
 
 
 async def live_totals(session: AsyncSession, patient_id: uuid.UUID, instrument: str) -> Sequence[Row]:
@@ -42,12 +54,18 @@ _LIVE_TOTALS = (
 CHART_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
 
 
+def _one_of(column: ColumnElement, values: Collection[str]) -> ColumnElement[bool]:
+    """`column IN ('a', 'b')` with the values written into the statement: an expanding IN parameter would be
+    rendered per execution, which the one-statement path (api/statements.py) does not do."""
+    return column.in_([literal_column(f"'{value}'") for value in values])
+
+
 def chart_plan_id(patient_id: ColumnElement | uuid.UUID) -> ScalarSelect:
     """The id of the patient's chart plan, as a scalar subquery; it selects from TreatmentPlan, so a statement on
     that table uses an alias for its own rows (or this would correlate to them)."""
     return (
         select(TreatmentPlan.id)
-        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.status.in_(CHART_PLAN_STATUSES))
+        .where(TreatmentPlan.patient_id == patient_id, _one_of(TreatmentPlan.status, CHART_PLAN_STATUSES))
         .order_by(case((TreatmentPlan.status == PlanStatus.active, 0), else_=1), TreatmentPlan.start_date.desc(),
                   TreatmentPlan.created_at.desc(), TreatmentPlan.id.desc())
         .limit(1)
@@ -83,3 +101,95 @@ async def plan_and_sessions(
     first = rows[0] if rows else None
     chart_plan = None if first is None or first.chart_plan_id is None else (first.chart_plan_id, first.start_date)
     return chart_plan, [row for row in rows if row.id is not None]
+
+
+# --- PostgreSQL: the whole read in one statement (api/statements.py) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSessionRow:
+    id: uuid.UUID
+    started_at: dt.datetime
+    dose_mg: float
+    route: str
+    plan_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChartRead:
+    """What `plan_and_sessions` and `live_totals` read, read in one statement with the patient's zone."""
+
+    timezone: str
+    plan: tuple[uuid.UUID, dt.date] | None
+    signed: list[ChartSessionRow]
+    recorded_at: list[dt.datetime]
+    totals: list[int]
+
+
+def _ordered(column, *order):
+    return func.array_agg(aggregate_order_by(column, *order))
+
+
+@functools.cache
+def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
+    """Visibility (`visible_patients` itself), the audit row, the chart plan, the sessions and the live scores as
+    one statement, built once per caller role. No row when the caller may not see the patient."""
+    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
+                    organization_id=bindparam("caller_organization_id", type_=Uuid),
+                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    visible = (select(Patient.id, Patient.timezone)
+               .where(Patient.id == bindparam("patient_id", type_=Uuid), visible_patients(caller))
+               .cte("visible"))
+    names, row = typed_row(AuditEvent.__table__, "audit", visible)
+    audit_row = postgresql.insert(AuditEvent.__table__).from_select(names, row).cte("audit_row")
+    plan = aliased(TreatmentPlan)
+    chart_plan = select(plan.id, plan.start_date).where(plan.id == chart_plan_id(visible.c.id)).lateral("plan")
+    in_order = (DosingSession.started_at, DosingSession.id)
+    sessions = (
+        select(*[_ordered(column, *in_order).label(f"session_{column.key}") for column in (
+            DosingSession.id, DosingSession.started_at, DosingSession.dose_mg, DosingSession.route,
+            DosingSession.plan_id)])
+        .where(DosingSession.patient_id == visible.c.id, _one_of(DosingSession.status, statuses))
+        .lateral("sessions")
+    )
+    by_time = (Score.recorded_at, Score.id)
+    scores = (
+        select(_ordered(Score.recorded_at, *by_time).label("recorded_at"),
+               _ordered(Score.total, *by_time).label("totals"))
+        .where(Score.patient_id == visible.c.id, Score.instrument == bindparam("instrument"),
+               Score.deleted_at.is_(None))
+        .lateral("scores")
+    )
+    return (
+        select(visible.c.timezone, chart_plan.c.id.label("plan_id"), chart_plan.c.start_date, sessions, scores)
+        .select_from(visible)
+        .outerjoin(chart_plan, true())
+        .join(sessions, true())
+        .join(scores, true())
+        .add_cte(audit_row)
+    )
+
+
+@functools.cache
+def _driver_statement(dialect: Dialect, role: Role, statuses: tuple[SessionStatus, ...]) -> DriverStatement:
+    return DriverStatement.compile(_one_statement(role, statuses), dialect)
+
+
+async def read_in_one_statement(
+    engine: AsyncEngine, caller: Caller, patient_id: uuid.UUID, instrument: str,
+    statuses: Collection[SessionStatus], audit_row: Mapping[str, Any],
+) -> ChartRead | None:
+    """PostgreSQL: authorises, audits (autocommitted with the read) and reads a chart's inputs in one round trip.
+    None when the caller may not see the patient: the ordinary path then answers and audits the refusal."""
+    found = await _driver_statement(engine.dialect, caller.role, tuple(statuses)).fetchrow(engine, {
+        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
+        "caller_patient_id": caller.patient_id, "patient_id": patient_id, "instrument": instrument,
+        **row_parameters("audit", AuditEvent.__table__, audit_row),
+    })
+    if found is None:
+        return None
+    signed = [ChartSessionRow(*values) for values in zip(
+        *(found[f"session_{name}"] or () for name in ("id", "started_at", "dose_mg", "route", "plan_id")),
+        strict=True)]
+    plan = None if found["plan_id"] is None else (found["plan_id"], found["start_date"])
+    return ChartRead(found["timezone"], plan, signed, found["recorded_at"] or [], found["totals"] or [])

@@ -5,21 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, Table, Uuid, bindparam, exists, select, update
+from sqlalchemy import CursorResult, Select, Uuid, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.selectable import CTE
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts.worsening import cannot_worsen
 from api.authz import visible_patients
-from api.db import database_unavailable
 from api.pagination import SortKey, keyset, page_of
+from api.statements import DriverStatement, one_statement, row_parameters, typed_row
 from api.scores.schemas import ScoreQuery
 from api.security.tokens import Caller
 from models.audit import AuditEvent
@@ -49,14 +47,7 @@ async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -
 
 
 def writes_in_one_statement(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
-def _typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:
-    """SELECT of one named, typed parameter per column of `table`, once per row of `source` (none if it is empty)."""
-    columns = list(table.c)
-    row = select(*[bindparam(f"{prefix}_{c.key}", type_=c.type).label(c.key) for c in columns]).select_from(source)
-    return [c.key for c in columns], row
+    return one_statement(engine)
 
 
 @functools.cache
@@ -75,7 +66,7 @@ def _create_statement(role: Role) -> Select:
         .where(Patient.id == bindparam("score_patient_id", type_=Uuid), visible_patients(caller), cannot_worsen())
         .cte("visible")
     )
-    names, row = _typed_row(_TABLE, "score", visible)
+    names, row = typed_row(_TABLE, "score", visible)
     inserted = (
         postgresql.insert(_TABLE).from_select(names, row)
         .on_conflict_do_nothing(index_elements=[_TABLE.c.id])
@@ -84,35 +75,14 @@ def _create_statement(role: Role) -> Select:
     )
     side_effects = []
     for table, prefix in ((AuditEvent.__table__, "audit"), (OutboxEvent.__table__, "outbox")):
-        names, row = _typed_row(table, prefix, inserted)
+        names, row = typed_row(table, prefix, inserted)
         side_effects.append(postgresql.insert(table).from_select(names, row).cte(f"{prefix}_row"))
     return select(exists(select(visible.c.id)), exists(select(inserted.c.id))).add_cte(*side_effects)
 
 
-def _parameters(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}_{column.key}": row[column.key] for column in table.c}
-
-
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A statement compiled once for the driver: SQL text, parameter order, and each parameter's conversion."""
-
-    sql: str
-    order: tuple[str, ...]
-    converters: tuple[Callable[[Any], Any] | None, ...]
-
-    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
-        return [convert(parameters[name]) if convert else parameters[name]
-                for name, convert in zip(self.order, self.converters, strict=True)]
-
-
 @functools.cache
-def _driver_statement(dialect: Dialect, role: Role) -> _DriverStatement:
-    compiled = _create_statement(role).compile(dialect=dialect)
-    order = tuple(compiled.positiontup or ())
-    # The same conversions SQLAlchemy applies when it executes (UTC for instants, JSON text for JSON columns).
-    converters = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
-    return _DriverStatement(compiled.string, order, converters)
+def _driver_statement(dialect: Dialect, role: Role) -> DriverStatement:
+    return DriverStatement.compile(_create_statement(role), dialect)
 
 
 async def insert_if_visible(
@@ -120,36 +90,20 @@ async def insert_if_visible(
     outbox_row: Mapping[str, Any], worsening_parameters: Mapping[str, Any],
 ) -> tuple[bool, bool]:
     """PostgreSQL only: the authorisation check, the insert and its audit and outbox rows as ONE autocommitted
-    statement (one round trip instead of six), for the hottest request of all. Returns (visible, inserted).
-
-    The statement is SQLAlchemy's (`_create_statement`), compiled once and run on the pooled asyncpg connection
-    directly: SQLAlchemy's per-execution work cost twice the driver's for this one statement. No transaction is
-    opened, so the single statement commits by itself.
+    statement (one round trip instead of six), for the hottest request of all (api/statements.py). Returns
+    (visible, inserted).
 
     The audit and outbox rows are written only when the score was; anything else (invisible patient, replay,
     conflict, a score that may be worse than its baseline) is left to the ordinary path, which audits it.
     """
-    statement = _driver_statement(engine.dialect, caller.role)
-    arguments = statement.arguments({
+    is_visible, was_inserted = await _driver_statement(engine.dialect, caller.role).fetchrow(engine, {
         "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
         "caller_patient_id": caller.patient_id,
-        **_parameters("score", _TABLE, score),
-        **_parameters("audit", AuditEvent.__table__, audit_row),
-        **_parameters("outbox", OutboxEvent.__table__, outbox_row),
+        **row_parameters("score", _TABLE, score),
+        **row_parameters("audit", AuditEvent.__table__, audit_row),
+        **row_parameters("outbox", OutboxEvent.__table__, outbox_row),
         **worsening_parameters,
     })
-    # A checkout replaces a connection the server closed while it was idle (api.db), as for every other route.
-    connection = await engine.raw_connection()
-    try:
-        is_visible, was_inserted = await connection.driver_connection.fetchrow(statement.sql, *arguments)
-    except Exception as error:
-        if database_unavailable(error):
-            # The driver's error bypasses SQLAlchemy's disconnect handling: discard the connection here. The one
-            # statement either committed or did not happen, so the client's retry (same id) is safe either way.
-            connection.invalidate(error)
-        raise
-    finally:
-        connection.close()  # back to the pool; with no transaction open, its reset needs no round trip
     return bool(is_visible), bool(was_inserted)
 
 

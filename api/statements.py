@@ -1,0 +1,84 @@
+"""One-statement requests on PostgreSQL: authorisation, the audit row and the work as ONE autocommitted statement,
+run on the pooled asyncpg connection directly.
+
+The hottest requests (a phone's score, a chart) spend more CPU in SQLAlchemy's per-execution machinery and the ORM
+session than in PostgreSQL. Their statements are still SQLAlchemy's, built from the same expressions as everywhere
+else (`api.authz.visible_patients` for visibility), compiled once per dialect and caller role, and executed with
+the driver's own `fetchrow`: one round trip, no transaction to open and commit, and the audit row written in the
+same statement, so it is durable when the answer is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.selectable import CTE
+
+from api.db import database_unavailable
+
+
+def typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:
+    """SELECT of one named, typed parameter per column of `table`, once per row of `source` (none if it is empty):
+    `INSERT … FROM` it writes the row only when `source` has one."""
+    columns = list(table.c)
+    row = select(*[bindparam(f"{prefix}_{c.key}", type_=c.type).label(c.key) for c in columns]).select_from(source)
+    return [c.key for c in columns], row
+
+
+def row_parameters(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters `typed_row` named, from a row's column values."""
+    return {f"{prefix}_{column.key}": row[column.key] for column in table.c}
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for the driver: SQL text, parameter order, and each parameter's conversion."""
+
+    sql: str
+    order: tuple[str, ...]
+    converters: tuple[Callable[[Any], Any] | None, ...]
+    constants: Mapping[str, Any]  # the values of parameters the statement itself holds (literals, LIMIT 1)
+
+    @classmethod
+    def compile(cls, statement: Select, dialect: Dialect) -> DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            # An expanding IN is rendered per execution by SQLAlchemy, which this path bypasses: compare with
+            # literal values instead (see api.charts.queries.CHART_PLAN_STATUSES).
+            raise ValueError("a one-statement request cannot hold an expanding IN (…) parameter")
+        order = tuple(compiled.positiontup or ())
+        # The same conversions SQLAlchemy applies when it executes (UTC for instants, JSON text for JSON columns).
+        converters = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
+        constants = {name: compiled.binds[name].effective_value for name in order if not compiled.binds[name].required}
+        return cls(compiled.string, order, converters, constants)
+
+    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
+        values = {**self.constants, **parameters}
+        return [convert(values[name]) if convert else values[name]
+                for name, convert in zip(self.order, self.converters, strict=True)]
+
+    async def fetchrow(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> Any:
+        """Runs the statement on its own (autocommitted) and answers its one row, or None."""
+        arguments = self.arguments(parameters)
+        # A checkout replaces a connection the server closed while it was idle (api.db), as for every other route.
+        connection = await engine.raw_connection()
+        try:
+            return await connection.driver_connection.fetchrow(self.sql, *arguments)
+        except Exception as error:
+            if database_unavailable(error):
+                # The driver's error bypasses SQLAlchemy's disconnect handling: discard the connection here. The one
+                # statement either committed or did not happen, so the client's retry is safe either way.
+                connection.invalidate(error)
+            raise
+        finally:
+            connection.close()  # back to the pool; with no transaction open, its reset needs no round trip
+
+
+def one_statement(engine: AsyncEngine) -> bool:
+    """Whether this database runs one-statement requests (PostgreSQL; SQLite takes the ordinary path)."""
+    return engine.dialect.name == "postgresql"
