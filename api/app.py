@@ -39,6 +39,7 @@ from api.security.revocation import Revocations
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
+from models.base import utcnow
 
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
+    app.state.clock = utcnow  # what "now" is for two-factor codes; tests replace it (api.deps.NowDep)
     app.state.revocations = Revocations(engine, poll_seconds=settings.revocation_poll_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
     app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)
