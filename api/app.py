@@ -25,6 +25,7 @@ from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
 from api.logging import configure_logging
+from api.mfa.router import router as mfa_router
 from api.middleware import RequestContextMiddleware
 from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
@@ -46,7 +47,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router)
+           schedules_router, dashboard_router, reports_router, mfa_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -152,16 +152,8 @@ async def _check_second_factor(
     if accepted is not None:
         return accepted
     await session.rollback()
-    if otp is None:
-        audit.record(session, None, "auth.mfa_required", resource_type="user", resource_id=user_id,
-                     organization_id=organization_id, outcome=audit.DENIED)
-    else:
-        audit.record(session, None, "auth.login_failed", resource_type="user", resource_id=user_id,
-                     organization_id=organization_id, outcome=audit.DENIED)
-    if failures >= settings.login_max_failures:
-        audit.record(session, None, "auth.lockout", resource_type="user", resource_id=user_id,
-                     organization_id=organization_id, outcome=audit.DENIED)
-    await session.commit()
+    await record_failure(session, settings, failures, "auth.mfa_required" if otp is None else "auth.otp_failed",
+                         user_id=user_id, organization_id=organization_id)
     if otp is None:
         raise MfaRequired("This account signs in with two factors: send `otp`, the current code of the "
                           "authenticator app or an unused recovery code", code="mfa_required")
@@ -175,36 +167,58 @@ async def _check_password(
     lockout: 429 while locked, 401 when wrong (both audited and committed). On success the failure count is cleared
     and the hash upgraded if due, uncommitted; answers the failures counted so far, this attempt included (a later
     step that fails, such as the second factor, rolls back to keep it counted)."""
-    now = utcnow()
-    key = _throttle_key(email)
     # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
     org = user.organization_id if user else None
     target = user.id if user else None
     password_hash = user.password_hash if user and user.is_active else None
 
-    failures, locked_until = await _claim_attempt(session, settings, key, now)
-    if failures is None:
-        # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
-        retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1
-        await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=target,
-                                  organization_id=org)
-        raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
-
+    failures = await claim_attempt(session, settings, email, user_id=target, organization_id=org)
     valid, new_hash = verify_password(password, password_hash)
     if not valid:
-        audit.record(session, None, "auth.login_failed", resource_type="user", resource_id=target,
-                     organization_id=org, outcome=audit.DENIED)
-        if failures >= settings.login_max_failures:
-            audit.record(session, None, "auth.lockout", resource_type="user", resource_id=target,
-                         organization_id=org, outcome=audit.DENIED)
-        await session.commit()
+        await record_failure(session, settings, failures, "auth.login_failed", user_id=target, organization_id=org)
         raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
 
     assert user is not None
     if new_hash:
         await session.exec(update(User).where(User.id == user.id).values(password_hash=new_hash))
-    await session.exec(delete(LoginThrottle).where(LoginThrottle.key == key))
+    await clear_attempts(session, email)
     return failures
+
+
+async def claim_attempt(
+    session: AsyncSession, settings: Settings, email: str, *, user_id: uuid.UUID | None,
+    organization_id: uuid.UUID | None,
+) -> int:
+    """Claims one attempt of the account's allowance (`_claim_attempt`, committed) and answers the failures counted,
+    this one included; 429 (audited) while the account is locked. Every check of a secret of the account (password,
+    second factor) goes through here first."""
+    failures, locked_until = await _claim_attempt(session, settings, _throttle_key(email), utcnow())
+    if failures is None:
+        # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
+        retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1
+        await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=user_id,
+                                  organization_id=organization_id)
+        raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
+    return failures
+
+
+async def record_failure(
+    session: AsyncSession, settings: Settings, failures: int, action: str, *, user_id: uuid.UUID | None,
+    organization_id: uuid.UUID | None, caller: Caller | None = None,
+) -> None:
+    """Audits a failed check (and the lockout it set, if it reached the limit) and commits: the claimed attempt
+    stays counted."""
+    audit.record(session, caller, action, resource_type="user", resource_id=user_id, organization_id=organization_id,
+                 outcome=audit.DENIED)
+    if failures >= settings.login_max_failures:
+        audit.record(session, caller, "auth.lockout", resource_type="user", resource_id=user_id,
+                     organization_id=organization_id, outcome=audit.DENIED)
+    await session.commit()
+
+
+async def clear_attempts(session: AsyncSession, email: str) -> None:
+    """A right secret clears the account's failure count (uncommitted: with the rest of the success)."""
+    await session.exec(delete(LoginThrottle).where(LoginThrottle.key == _throttle_key(email)))
 
 
 # --- refresh and logout ---------------------------------------------------------------------------------------

@@ -33,6 +33,11 @@ RECOVERY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RECOVERY_CODE_LENGTH = 10
 
 
+def new_secret() -> str:
+    """160 random bits (RFC 4226's recommended length), base32 as authenticator apps expect."""
+    return pyotp.random_base32(32)
+
+
 def new_recovery_codes() -> list[str]:
     codes = ("".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
              for _ in range(RECOVERY_CODE_COUNT))
