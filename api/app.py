@@ -25,6 +25,7 @@ from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
 from api.logging import configure_logging
+from api.mfa.router import router as mfa_router
 from api.middleware import RequestContextMiddleware
 from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
@@ -39,13 +40,14 @@ from api.security.revocation import Revocations
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
+from models.base import utcnow
 
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router)
+           schedules_router, dashboard_router, reports_router, mfa_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.schema_head = migrate.head_revision()
+    app.state.clock = utcnow  # what "now" is for two-factor codes; tests replace it (api.deps.NowDep)
     app.state.revocations = Revocations(engine, poll_seconds=settings.revocation_poll_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
     app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)

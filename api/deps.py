@@ -5,6 +5,7 @@ pool, a hop that costs more than the work itself on every request."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import Forbidden, InvalidAccessToken, Unauthorized
+from api.errors import Forbidden, InvalidAccessToken, MfaEnrollmentRequired, Unauthorized
 from api.security.tokens import Caller, InvalidToken, decode_access_token
 from api.settings import Settings
 from models.users import Role
@@ -33,7 +34,13 @@ async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSessi
     return request.app.state.sessions
 
 
+async def get_now(request: Request) -> dt.datetime:
+    """The current instant from the app's clock (`app.state.clock`): tests move it instead of sleeping."""
+    return request.app.state.clock()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+NowDep = Annotated[dt.datetime, Depends(get_now)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 # For the rare route whose fast path needs no ORM session at all (opening one costs more than its statement).
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
@@ -55,6 +62,13 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
         raise InvalidAccessToken("This access token has been revoked (account deactivated or changed, or the "
                                  "session ended); sign in again")
     await request.app.state.rate_limiter.check("user", str(caller.user_id))
+    # Staff of an organization that requires two-factor sign-in, in a session without it: one attribute test here,
+    # the claim set when the token was issued (docs/accounts.md).
+    if not caller.mfa:
+        path = request.scope["path"]
+        if path != "/v1/me" and not path.startswith("/v1/me/"):
+            raise MfaEnrollmentRequired("Your organization requires two-factor sign-in: enrol an authenticator "
+                                        "(POST /v1/me/mfa/totp), confirm it, then refresh or sign in again")
     return caller
 
 

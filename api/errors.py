@@ -103,8 +103,21 @@ class InvalidAccessToken(Unauthorized):
     challenge = 'Bearer realm="calmtrack", error="invalid_token"'
 
 
+class MfaRequired(Unauthorized):
+    """The password was right, but the account has two-factor sign-in: send `otp` too (docs/accounts.md)."""
+
+    slug, title = "mfa-required", "Two-factor code required"
+
+
 class Forbidden(ProblemError):
     status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class MfaEnrollmentRequired(Forbidden):
+    """The organization requires two-factor sign-in of its staff and this login session has none: only /v1/me…
+    answers until the caller enrols (and confirms) an authenticator."""
+
+    slug, title = "mfa-enrollment-required", "Two-factor sign-in required"
 
 
 class NotFound(ProblemError):

@@ -9,7 +9,7 @@ from models.outbox import OutboxEvent
 from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patient
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.scores import Score
-from models.users import AccessRevocation, LoginThrottle, RefreshToken, Role, User
+from models.users import AccessRevocation, LoginThrottle, RecoveryCode, RefreshToken, Role, User, UserTotp
 
 __all__ = [
     "AccessRevocation",
@@ -28,6 +28,7 @@ __all__ = [
     "Patient",
     "PlanRevision",
     "PlanStatus",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "Score",
@@ -35,4 +36,5 @@ __all__ = [
     "SessionStatus",
     "TreatmentPlan",
     "User",
+    "UserTotp",
 ]

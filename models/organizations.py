@@ -2,7 +2,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, Float, SmallInteger
+from sqlalchemy import Boolean, Column, Float, SmallInteger, text
 from sqlmodel import Field, SQLModel
 
 from models.base import id_field, instant_field
@@ -36,3 +36,6 @@ class Organization(SQLModel, table=True):
     ketamine_oral_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
     ketamine_sublingual_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
     ketamine_intranasal_max_mg_per_kg: float | None = Field(default=None, sa_type=Float)
+    # Staff without confirmed two-factor sign-in reach only /v1/me… (docs/accounts.md).
+    require_staff_mfa: bool = Field(default=False, sa_column=Column(Boolean, nullable=False,
+                                                                    server_default=text("false")))

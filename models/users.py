@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import Index, String, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
 from models.base import id_field, instant_field
@@ -49,6 +49,9 @@ class RefreshToken(SQLModel, table=True):
     # Set when the token is exchanged for a new one; presenting it again after that is reuse.
     rotated_at: dt.datetime | None = instant_field(default=None)
     revoked_at: dt.datetime | None = instant_field(default=None)
+    # Whether the login session (family) proved a second factor: at login (`otp`), or by confirming two-factor
+    # within it. Copied to every child; decides the access token's `mfa` claim under `require_staff_mfa`.
+    mfa: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -82,3 +85,31 @@ class AccessRevocation(SQLModel, table=True):
     reason: str = Field(max_length=32)
     revoked_at: dt.datetime = instant_field()
     expires_at: dt.datetime = instant_field(index=True)
+
+
+class UserTotp(SQLModel, table=True):
+    """A staff login's TOTP authenticator (RFC 6238): pending until confirmed with a code, then required at login.
+
+    The shared secret is stored encrypted with a key derived from SECRET_KEY (api/security/secretbox.py) and never
+    answered again after enrolment. `last_step` is the last accepted time step: a code is accepted once, and never
+    one of an earlier step (no replay within its window)."""
+
+    __tablename__ = "user_totp"
+
+    user_id: uuid.UUID = Field(foreign_key="app_user.id", primary_key=True)
+    secret_encrypted: str = Field(max_length=255)
+    created_at: dt.datetime = instant_field(default_now=True)
+    confirmed_at: dt.datetime | None = instant_field(default=None)
+    last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RecoveryCode(SQLModel, table=True):
+    """Single-use codes that stand in for a TOTP code (a lost phone); only their SHA-256 is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="app_user.id", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: dt.datetime = instant_field(default_now=True)
+    used_at: dt.datetime | None = instant_field(default=None)

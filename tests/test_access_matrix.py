@@ -4,6 +4,7 @@ clinician off it, another organization, the patient, another patient and bad tok
 
 import pytest
 
+from tests.factories import PASSWORD
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 
 ADMIN_ONLY = by_role(admin=201, clinician=403, patient=403)
@@ -37,6 +38,20 @@ ROUTES = [
           {**PATIENT_WRITE, "admin": 201, "clinician": 201, "monitor": 404, "therapist": 404, "patient_user": 404}),
     Route("audit_events", "GET", lambda w: "/v1/audit-events",
           by_role(admin=200, clinician=403, patient=403)),
+    # Account lifecycle and two-factor sign-in (docs/accounts.md). Staff of another organization do not exist for an
+    # admin (404); patients' logins are not staff.
+    Route("update_user", "PATCH", lambda w: f"/v1/users/{w.other_clinician.id}",
+          {**by_role(admin=200, clinician=403, patient=403), "admin_b": 404}, json=lambda w: {"full_name": "Otto R."}),
+    Route("change_password", "POST", lambda w: "/v1/me/password", by_role(admin=204, clinician=204, patient=204),
+          json=lambda w: {"current_password": PASSWORD, "new_password": "another long enough secret"}),
+    Route("start_totp", "POST", lambda w: "/v1/me/mfa/totp", by_role(admin=200, clinician=200, patient=403)),
+    # Nothing pending or enabled yet: staff get the state's 409, patients may not enrol at all.
+    Route("confirm_totp", "POST", lambda w: "/v1/me/mfa/totp/confirm", by_role(admin=409, clinician=409, patient=403),
+          json=lambda w: {"code": "123456"}),
+    Route("remove_totp", "DELETE", lambda w: "/v1/me/mfa/totp", by_role(admin=409, clinician=409, patient=403),
+          json=lambda w: {"code": "123456"}),
+    Route("require_staff_mfa", "PATCH", lambda w: "/v1/organization/settings",
+          by_role(admin=200, clinician=403, patient=403), json=lambda w: {"require_staff_mfa": True}),
 ]
 
 

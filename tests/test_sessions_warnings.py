@@ -250,7 +250,8 @@ async def test_admins_change_the_default_thresholds_and_new_drafts_use_them(clie
     assert current.json() == {"organization_id": str(world.org_a.id), "name": "Calm Clinic",
                               "default_max_systolic": 160, "default_max_diastolic": 100, "esketamine_max_mg": 84.0,
                               "ketamine_parenteral_max_mg_per_kg": 1.0, "ketamine_oral_max_mg_per_kg": None,
-                              "ketamine_sublingual_max_mg_per_kg": None, "ketamine_intranasal_max_mg_per_kg": None}
+                              "ketamine_sublingual_max_mg_per_kg": None, "ketamine_intranasal_max_mg_per_kg": None,
+                              "require_staff_mfa": False}
     changed = await client.patch(SETTINGS, json={"default_max_systolic": 150}, headers=world.admin.headers)
     assert changed.status_code == 200
     assert (changed.json()["default_max_systolic"], changed.json()["default_max_diastolic"]) == (150, 100)

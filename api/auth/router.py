@@ -1,17 +1,18 @@
 from fastapi import APIRouter, status
 
 from api.auth import service
-from api.auth.schemas import EnrollRequest, LoginRequest, Me, RefreshRequest, TokenPair
-from api.deps import CallerDep, SessionDep, SettingsDep
+from api.auth.schemas import EnrollRequest, LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
+from api.deps import CallerDep, NowDep, SessionDep, SettingsDep
 from api.errors import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 @router.post("/auth/login", response_model=TokenPair, responses=problem_responses(401, 422, 429))
-async def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
-    """Exchange email and password for an access token and a rotating refresh token."""
-    return await service.login(session, settings, body.email, body.password)
+async def login(body: LoginRequest, session: SessionDep, settings: SettingsDep, now: NowDep) -> TokenPair:
+    """Exchange email and password (and `otp`, for staff with two-factor sign-in) for an access token and a
+    rotating refresh token. A right password without the `otp` it needs answers 401 `mfa_required`."""
+    return await service.login(session, settings, body.email, body.password, body.otp, now)
 
 
 @router.post("/auth/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
@@ -37,3 +38,11 @@ async def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep
 @router.get("/me", response_model=Me, responses=problem_responses(401))
 async def read_me(caller: CallerDep, session: SessionDep) -> Me:
     return await service.me(session, caller)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 422, 429))
+async def change_password(body: PasswordChange, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> None:
+    """Change the caller's password. The current one is checked under the login lockout (wrong: 422 on
+    `current_password`, code `invalid_current_password`); every other login session of the caller ends, this one
+    continues."""
+    await service.change_password(session, settings, caller, body.current_password, body.new_password)

@@ -11,6 +11,15 @@ class LoginRequest(RequestModel):
     # Not validated as an email: a malformed address must fail exactly like an unknown one.
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=256)
+    otp: str | None = Field(default=None, min_length=1, max_length=32,
+                            description="Staff with two-factor sign-in: the authenticator's current code, or an "
+                                        "unused recovery code")
+
+
+class PasswordChange(RequestModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    # The rules of every new password (creation, enrollment): api.types.Password.
+    new_password: Password
 
 
 class RefreshRequest(RequestModel):

@@ -1,4 +1,5 @@
-"""Login, refresh-token rotation with reuse detection, logout and patient enrollment."""
+"""Login (with a second factor for staff who enrolled one), refresh-token rotation with reuse detection, logout,
+password change, and patient enrollment and re-enrollment."""
 
 from __future__ import annotations
 
@@ -13,31 +14,45 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.auth.schemas import EnrollRequest, Me, TokenPair
-from api.errors import Conflict, InvalidAccessToken, RateLimited, Unauthorized, ValidationFailed
+from api.errors import Conflict, InvalidAccessToken, MfaRequired, RateLimited, Unauthorized, ValidationFailed
+from api.mfa import factors
+from api.security import revocation
 from api.security.passwords import hash_password, verify_password
+from api.security.revocation import Subject
 from api.security.tokens import Caller, digest, issue_access_token, new_secret
 from api.settings import Settings
 from models.base import utcnow
+from models.organizations import Organization
 from models.patients import EnrollmentCode, Patient
 from models.users import LoginThrottle, RefreshToken, Role, User
 
 INVALID_LOGIN = "Invalid email or password"
 INVALID_REFRESH = "Invalid or expired refresh token"
 INVALID_REFRESH_CODE = "invalid_refresh_token"  # the phone's cue to ask for the password again
-ALREADY_ENROLLED = "This patient already has a login"
+ALREADY_ENROLLED = "This patient's login was created by a concurrent enrollment; send the code again to re-enroll"
 
 
-def caller_of(user: User) -> Caller:
-    return Caller(user_id=user.id, organization_id=user.organization_id, role=Role(user.role), patient_id=user.patient_id)
+def caller_of(user: User, *, mfa: bool = True) -> Caller:
+    return Caller(user_id=user.id, organization_id=user.organization_id, role=Role(user.role), patient_id=user.patient_id,
+                  mfa=mfa)
 
 
 async def issue_token_pair(
-    session: AsyncSession, settings: Settings, user: User, *, parent: RefreshToken | None = None
+    session: AsyncSession, settings: Settings, user: User, *, parent: RefreshToken | None = None, mfa: bool = False
 ) -> TokenPair:
     """Adds the refresh-token row to the session (a new family, or the child of `parent`); the caller commits. The
-    access token names the family as its login session (`sid`), which can be ended on its own."""
+    access token names the family as its login session (`sid`), which can be ended on its own.
+
+    `mfa`: the new family's login proved a second factor (a child inherits its family's). A staff token's `mfa`
+    claim says whether it satisfies the organization's policy: the session proved a second factor, or the
+    organization does not require one (read here, so a refresh after the setting changes follows it)."""
     family_id = parent.family_id if parent else uuid.uuid4()
-    access_token, expires_in = issue_access_token(settings, caller_of(user), session_id=family_id)
+    family_mfa = parent.mfa if parent else mfa
+    satisfied = True
+    if user.role != Role.patient and not family_mfa:
+        satisfied = not (await session.exec(
+            select(Organization.require_staff_mfa).where(Organization.id == user.organization_id))).scalar_one()
+    access_token, expires_in = issue_access_token(settings, caller_of(user, mfa=satisfied), session_id=family_id)
     refresh_token = new_secret()
     session.add(
         RefreshToken(
@@ -46,6 +61,7 @@ async def issue_token_pair(
             parent_id=parent.id if parent else None,
             user_id=user.id,
             expires_at=utcnow() + dt.timedelta(days=settings.refresh_token_days),
+            mfa=family_mfa,
         )
     )
     return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
@@ -99,51 +115,110 @@ async def _claim_attempt(
     return claimed, None
 
 
-async def login(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenPair:
+async def login(
+    session: AsyncSession, settings: Settings, email: str, password: str, otp: str | None, now: dt.datetime
+) -> TokenPair:
+    """Email and password; then, for a login with confirmed two-factor sign-in, `otp` (a TOTP code or an unused
+    recovery code), checked within the same claimed attempt: a missing or wrong one leaves the attempt counted as a
+    failure toward the lockout, so the second factor cannot be guessed faster than the password. `now` is the app's
+    clock (the TOTP time step)."""
     user = (await session.exec(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
-    await _check_password(session, settings, email, password, user)
+    failures = await _check_password(session, settings, email, password, user)
     assert user is not None
-    pair = await issue_token_pair(session, settings, user)
+    second_factor = None
+    if user.role != Role.patient:
+        authenticator = await factors.authenticator(session, user.id)
+        if authenticator is not None and authenticator.confirmed_at is not None:
+            second_factor = await _check_second_factor(session, settings, user, authenticator, otp, failures, now)
+    pair = await issue_token_pair(session, settings, user, mfa=second_factor is not None)
     audit.record(session, caller_of(user), "auth.login", resource_type="user", resource_id=user.id)
+    if second_factor == "recovery_code":
+        audit.record(session, caller_of(user), "auth.recovery_code_used", resource_type="user", resource_id=user.id)
     await session.commit()
     return pair
 
 
+async def _check_second_factor(
+    session: AsyncSession, settings: Settings, user: User, authenticator, otp: str | None, failures: int,
+    now: dt.datetime,
+) -> str:
+    """The second step of a login whose password was right: "totp" or "recovery_code", or MfaRequired (no `otp`)
+    or 401 `invalid_otp`. Refusals roll back the clearing of the failure count that the right password did, so the
+    attempt stays counted; a wrong code is audited like a wrong password."""
+    user_id, organization_id = user.id, user.organization_id
+    accepted = None
+    if otp is not None:
+        accepted = await factors.accept_second_factor(session, settings.secret_key, authenticator, otp, now)
+    if accepted is not None:
+        return accepted
+    await session.rollback()
+    await record_failure(session, settings, failures, "auth.mfa_required" if otp is None else "auth.otp_failed",
+                         user_id=user_id, organization_id=organization_id)
+    if otp is None:
+        raise MfaRequired("This account signs in with two factors: send `otp`, the current code of the "
+                          "authenticator app or an unused recovery code", code="mfa_required")
+    raise Unauthorized("Invalid or already used two-factor code", code="invalid_otp")
+
+
 async def _check_password(
     session: AsyncSession, settings: Settings, email: str, password: str, user: User | None
-) -> None:
+) -> int:
     """Checks `password` against `user` (None: no such account, refused at the same cost) under the per-account
     lockout: 429 while locked, 401 when wrong (both audited and committed). On success the failure count is cleared
-    and the hash upgraded if due, uncommitted."""
-    now = utcnow()
-    key = _throttle_key(email)
+    and the hash upgraded if due, uncommitted; answers the failures counted so far, this attempt included (a later
+    step that fails, such as the second factor, rolls back to keep it counted)."""
     # Failed and locked attempts are anonymous acts against an account, filed under the account's organization.
     org = user.organization_id if user else None
     target = user.id if user else None
     password_hash = user.password_hash if user and user.is_active else None
 
-    failures, locked_until = await _claim_attempt(session, settings, key, now)
-    if failures is None:
-        # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
-        retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1
-        await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=target,
-                                  organization_id=org)
-        raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
-
+    failures = await claim_attempt(session, settings, email, user_id=target, organization_id=org)
     valid, new_hash = verify_password(password, password_hash)
     if not valid:
-        audit.record(session, None, "auth.login_failed", resource_type="user", resource_id=target,
-                     organization_id=org, outcome=audit.DENIED)
-        if failures >= settings.login_max_failures:
-            audit.record(session, None, "auth.lockout", resource_type="user", resource_id=target,
-                         organization_id=org, outcome=audit.DENIED)
-        await session.commit()
+        await record_failure(session, settings, failures, "auth.login_failed", user_id=target, organization_id=org)
         raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
 
     assert user is not None
     if new_hash:
         await session.exec(update(User).where(User.id == user.id).values(password_hash=new_hash))
-    await session.exec(delete(LoginThrottle).where(LoginThrottle.key == key))
+    await clear_attempts(session, email)
+    return failures
+
+
+async def claim_attempt(
+    session: AsyncSession, settings: Settings, email: str, *, user_id: uuid.UUID | None,
+    organization_id: uuid.UUID | None,
+) -> int:
+    """Claims one attempt of the account's allowance (`_claim_attempt`, committed) and answers the failures counted,
+    this one included; 429 (audited) while the account is locked. Every check of a secret of the account (password,
+    second factor) goes through here first."""
+    failures, locked_until = await _claim_attempt(session, settings, _throttle_key(email), utcnow())
+    if failures is None:
+        # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
+        retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1
+        await audit.record_denied(session, None, "auth.login_locked", resource_type="user", resource_id=user_id,
+                                  organization_id=organization_id)
+        raise RateLimited("Too many failed logins; try again later", retry_after=retry_after)
+    return failures
+
+
+async def record_failure(
+    session: AsyncSession, settings: Settings, failures: int, action: str, *, user_id: uuid.UUID | None,
+    organization_id: uuid.UUID | None, caller: Caller | None = None,
+) -> None:
+    """Audits a failed check (and the lockout it set, if it reached the limit) and commits: the claimed attempt
+    stays counted."""
+    audit.record(session, caller, action, resource_type="user", resource_id=user_id, organization_id=organization_id,
+                 outcome=audit.DENIED)
+    if failures >= settings.login_max_failures:
+        audit.record(session, caller, "auth.lockout", resource_type="user", resource_id=user_id,
+                     organization_id=organization_id, outcome=audit.DENIED)
+    await session.commit()
+
+
+async def clear_attempts(session: AsyncSession, email: str) -> None:
+    """A right secret clears the account's failure count (uncommitted: with the rest of the success)."""
+    await session.exec(delete(LoginThrottle).where(LoginThrottle.key == _throttle_key(email)))
 
 
 # --- refresh and logout ---------------------------------------------------------------------------------------
@@ -233,6 +308,47 @@ async def _org_of(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None
     return (await session.exec(select(User.organization_id).where(User.id == user_id))).scalar_one_or_none()
 
 
+async def revoke_refresh_tokens(
+    session: AsyncSession, user_id: uuid.UUID, now: dt.datetime, *, keep: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Revokes every live refresh token of the user except those of the family `keep`, and answers the login
+    sessions (families) whose access tokens may still be unexpired: those with a token issued within the
+    revocation horizon (an access token is issued only beside a refresh token), whether revoked now or earlier (a
+    logout ends the refresh tokens, not the access tokens already out)."""
+    others = [RefreshToken.user_id == user_id]
+    if keep is not None:
+        others.append(RefreshToken.family_id != keep)
+    recent = (await session.exec(
+        select(RefreshToken.family_id).distinct()
+        .where(*others, RefreshToken.issued_at > now - revocation.KEEP_FOR)
+    )).scalars().all()
+    await session.exec(update(RefreshToken).where(*others, RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+    return list(recent)
+
+
+async def change_password(
+    session: AsyncSession, settings: Settings, caller: Caller, current_password: str, new_password: str
+) -> None:
+    """The current password is checked as a login attempt (under the account's lockout: 429 while locked; a wrong
+    one counts as a failure and answers 422 on `current_password`, not 401, which would tell the client its token
+    is bad). Every other login session of the user ends at once (refresh tokens revoked, access tokens refused
+    through a session revocation each); the caller's own session (its `sid`) continues."""
+    user = await session.get(User, caller.user_id)
+    if user is None or not user.is_active:
+        raise InvalidAccessToken("This account no longer exists or is disabled")
+    try:
+        await _check_password(session, settings, user.email, current_password, user)
+    except Unauthorized:
+        raise ValidationFailed("The current password is wrong", code="invalid_current_password",
+                               errors=[{"loc": ["body", "current_password"], "msg": "is wrong"}]) from None
+    now = utcnow()
+    await session.exec(update(User).where(User.id == caller.user_id).values(password_hash=hash_password(new_password)))
+    for family_id in await revoke_refresh_tokens(session, caller.user_id, now, keep=caller.session_id):
+        revocation.revoke(session, Subject.session, family_id, "password_change", now=now)
+    audit.record(session, caller, "user.password_change", resource_type="user", resource_id=caller.user_id)
+    await session.commit()
+
+
 async def logout(session: AsyncSession, refresh_token: str) -> None:
     """Ends the session family the token belongs to; unknown tokens are ignored (logout is idempotent)."""
     token = (
@@ -293,9 +409,9 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
 
     patient = await session.get(Patient, code.patient_id)
     assert patient is not None
-    if await _has_login(session, patient.id):
-        await session.rollback()
-        raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled")
+    existing = (await session.exec(select(User).where(User.patient_id == patient.id))).scalar_one_or_none()
+    if existing is not None:
+        return await _reenroll(session, settings, code, patient, existing, request, now)
 
     user = User(
         organization_id=patient.organization_id,
@@ -311,7 +427,8 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        # Two unique columns can refuse the login: the patient's (a concurrent enrollment won) or the email's.
+        # Two unique columns can refuse the login: the patient's (a concurrent enrollment won; the code is left
+        # unused, and sending it again re-enrolls) or the email's.
         if await _has_login(session, refused_for[2]):
             raise Conflict(ALREADY_ENROLLED, code="patient_already_enrolled") from None
         await _count_email_conflict(session, *refused_for, now)
@@ -319,6 +436,36 @@ async def enroll(session: AsyncSession, settings: Settings, request: EnrollReque
     pair = await issue_token_pair(session, settings, user)
     audit.record(session, caller_of(user), "auth.enroll", resource_type="user", resource_id=user.id,
                  patient_id=patient.id)
+    await session.commit()
+    return pair
+
+
+async def _reenroll(
+    session: AsyncSession, settings: Settings, code: EnrollmentCode, patient: Patient, user: User,
+    request: EnrollRequest, now: dt.datetime,
+) -> TokenPair:
+    """A code for a patient who already has a login (a lost phone, a forgotten password): the same login, and with
+    it every record, gets the new email and password; every earlier session ends (refresh tokens revoked, and a
+    principal revocation refuses every access token issued before now, on every process); the new pair is issued
+    after it. Audited as `auth.reenroll`, its actor the staff member who issued the code (who vouched for the
+    patient's identity) — the code row records them."""
+    refused_for = (code.id, patient.organization_id, patient.id)  # a rollback expires the loaded rows
+    issuer_id, user_id = code.created_by, user.id
+    user.email = request.email
+    user.password_hash = hash_password(request.password)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        await _count_email_conflict(session, *refused_for, now)
+        raise Conflict("An account with this email already exists", code="email_taken") from None
+    await revoke_refresh_tokens(session, user_id, now)
+    revocation.revoke(session, Subject.principal, user_id, "reenrollment", now=now)
+    pair = await issue_token_pair(session, settings, user)
+    issuer_role = (await session.exec(select(User.role).where(User.id == issuer_id))).scalar_one()
+    issuer = Caller(user_id=issuer_id, organization_id=patient.organization_id, role=Role(issuer_role))
+    audit.record(session, issuer, "auth.reenroll", resource_type="user", resource_id=user_id, patient_id=patient.id)
     await session.commit()
     return pair
 

@@ -19,5 +19,7 @@ async def update_settings(
     body: OrganizationSettingsUpdate, caller: AdminCaller, session: SessionDep
 ) -> OrganizationSettings:
     """Change the default pre-dose blood-pressure hold thresholds and the dose ceilings (admins). Applies to later
-    session edits and signatures; signed sessions keep the warnings they were signed with."""
+    session edits and signatures; signed sessions keep the warnings they were signed with. `require_staff_mfa`:
+    staff without two-factor sign-in then reach only /v1/me… (403 `mfa_enrollment_required`); changing it ends
+    the staff's current access tokens, and their next refresh follows the new rule."""
     return await service.update_settings(session, caller, body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
 from api.plans.schemas import DIASTOLIC_RANGE, ESKETAMINE_MAX_MG, MAX_DOSE, SYSTOLIC_RANGE, DoseUnit
@@ -30,12 +30,14 @@ class OrganizationSettings(BaseModel):
                                                                         "null: none")
     ketamine_intranasal_max_mg_per_kg: float | None = Field(description="Dose ceiling of intranasal ketamine; "
                                                                         "null: none")
+    require_staff_mfa: bool = Field(description="Staff without two-factor sign-in reach only /v1/me… "
+                                                "(docs/accounts.md)")
 
 
 class OrganizationSettingsUpdate(RequestModel):
     """Any of the settings. Thresholds within the bounds of a plan's `safety`, diastolic below systolic; ceilings
     above 0, esketamine at most the label's 84 mg, ketamine at most 2.0 mg/kg; only the oral, sublingual and
-    intranasal ketamine ceilings may be cleared (null: no ceiling)."""
+    intranasal ketamine ceilings may be cleared (null: no ceiling). `require_staff_mfa`: true or false."""
 
     default_max_systolic: StrictInt | None = Field(default=None, ge=SYSTOLIC_RANGE[0], le=SYSTOLIC_RANGE[1])
     default_max_diastolic: StrictInt | None = Field(default=None, ge=DIASTOLIC_RANGE[0], le=DIASTOLIC_RANGE[1])
@@ -44,9 +46,10 @@ class OrganizationSettingsUpdate(RequestModel):
     ketamine_oral_max_mg_per_kg: KetamineCeiling | None = None
     ketamine_sublingual_max_mg_per_kg: KetamineCeiling | None = None
     ketamine_intranasal_max_mg_per_kg: KetamineCeiling | None = None
+    require_staff_mfa: StrictBool | None = None
 
     @field_validator("default_max_systolic", "default_max_diastolic", "esketamine_max_mg",
-                     "ketamine_parenteral_max_mg_per_kg")
+                     "ketamine_parenteral_max_mg_per_kg", "require_staff_mfa")
     @classmethod
     def _not_cleared(cls, value: float | None) -> float:
         # Runs only for values sent: sessions always need a threshold to compare with, and the label's and the

@@ -103,10 +103,12 @@ async def remove_care_team_member(
     "/{patient_id}/enrollment-codes",
     response_model=EnrollmentCodePublic,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def issue_enrollment_code(
     patient_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
 ) -> EnrollmentCodePublic:
-    """A single-use code (valid at most 72 h) the patient types into the app to create their login."""
+    """A single-use code (valid at most 72 h) the patient types into the app to create their login, or, for a
+    patient who already has one (a lost phone, a forgotten password), to reset its email and password and end
+    every earlier session. A new code supersedes earlier unused ones."""
     return await service.issue_enrollment_code(session, settings, caller, patient_id)

@@ -159,11 +159,12 @@ async def remove_care_team_member(
 async def issue_enrollment_code(
     session: AsyncSession, settings: Settings, caller: Caller, patient_id: uuid.UUID
 ) -> EnrollmentCodePublic:
+    # Also for a patient who already has a login (a lost phone, a forgotten password): enrolling with the code then
+    # resets that login's email and password (api.auth.service._reenroll). The audit event names the code, whose
+    # row records who issued it.
+    code_id = uuid.uuid4()
     await authorize_patient(session, caller, patient_id, "enrollment_code.create", allow=MANAGE_PATIENT,
-                            resource_type="enrollment_code")
-    has_login = await session.exec(select(func.count()).select_from(User).where(User.patient_id == patient_id))
-    if has_login.scalar_one():
-        raise Conflict("This patient already has a login", code="patient_already_enrolled")
+                            resource_type="enrollment_code", resource_id=code_id)
     now = utcnow()
     # A new code supersedes any earlier unused one: only the latest printout works.
     await session.exec(
@@ -173,7 +174,7 @@ async def issue_enrollment_code(
     )
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     expires_at = now + dt.timedelta(hours=settings.enrollment_code_hours)
-    session.add(EnrollmentCode(patient_id=patient_id, code_hash=digest(raw), created_by=caller.user_id,
+    session.add(EnrollmentCode(id=code_id, patient_id=patient_id, code_hash=digest(raw), created_by=caller.user_id,
                                expires_at=expires_at))
     await session.commit()
     return EnrollmentCodePublic(code=format_code(raw), expires_at=expires_at)

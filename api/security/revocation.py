@@ -40,8 +40,13 @@ class Subject(StrEnum):
 def revoke(
     session: AsyncSession, subject: Subject, subject_id: uuid.UUID, reason: str, *, now: dt.datetime | None = None
 ) -> None:
-    """Adds a revocation to the caller's transaction; it takes effect when that commits."""
+    """Adds a revocation to the caller's transaction; it takes effect when that commits.
+
+    The time is truncated to the millisecond, the precision of a token's `iat` (rounded to the nearest one): a
+    token issued by the same request right after the revocation (a re-enrollment's new pair, a refresh
+    a millisecond after a role change) must never round to before it."""
     now = now or utcnow()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     session.add(AccessRevocation(subject_type=subject, subject_id=subject_id, reason=reason, revoked_at=now,
                                  expires_at=now + KEEP_FOR))
     session.info[_CHANGED] = True

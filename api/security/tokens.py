@@ -37,6 +37,9 @@ class Caller:
     # millisecond): what api/security/revocation.py checks.
     session_id: uuid.UUID | None = None
     issued_at: float = 0.0
+    # False only for staff whose organization requires two-factor sign-in and whose login session has not proved
+    # one: such a token reaches /v1/me… only (api/deps.py). The `mfa` claim; absent (patients, older tokens): True.
+    mfa: bool = True
 
     @property
     def is_admin(self) -> bool:
@@ -76,6 +79,8 @@ def issue_access_token(
         claims["pid"] = str(caller.patient_id)
     if session_id is not None:
         claims["sid"] = str(session_id)
+    if caller.role != Role.patient:
+        claims["mfa"] = caller.mfa
     token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
     return token, lifetime
 
@@ -120,6 +125,7 @@ def _verify(settings: Settings, token: str) -> tuple[Caller, int]:
             patient_id=uuid.UUID(pid) if pid else None,
             session_id=uuid.UUID(sid) if sid else None,
             issued_at=float(claims["iat"]),
+            mfa=claims.get("mfa", True) is not False,
         )
         return caller, int(claims["exp"])
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:

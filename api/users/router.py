@@ -1,3 +1,4 @@
+import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, status
@@ -7,7 +8,7 @@ from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.users import service
-from api.users.schemas import UserCreate, UserPublic
+from api.users.schemas import UserCreate, UserPublic, UserUpdate
 from models.users import Role
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -44,3 +45,12 @@ async def list_users(
         session, caller, role=Role(role) if role else None, limit=limit, cursor=cursor
     )
     return Page(items=[UserPublic.model_validate(u, from_attributes=True) for u in users], next_cursor=next_cursor)
+
+
+@router.patch("/{user_id}", response_model=UserPublic, responses=problem_responses(401, 403, 404, 409, 422))
+async def update_user(user_id: uuid.UUID, body: UserUpdate, caller: AdminCaller, session: SessionDep) -> UserPublic:
+    """Rename a staff member of the caller's organization, change their role, or deactivate or reactivate their
+    account (admins). Deactivation and role changes take effect at once on every server process; the last active
+    admin can be neither deactivated nor demoted (409 `last_active_admin`). Patients' logins are not staff: 404."""
+    user = await service.update_user(session, caller, user_id, body)
+    return UserPublic.model_validate(user, from_attributes=True)
