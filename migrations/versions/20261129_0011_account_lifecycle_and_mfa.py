@@ -1,8 +1,8 @@
 """Account lifecycle and two-factor sign-in: staff TOTP authenticators and recovery codes, the login session's
 second factor, and the organization's require_staff_mfa setting.
 
-Revision ID: 0014
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-29 18:00:00.000000
 """
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0014'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
