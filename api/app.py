@@ -21,6 +21,7 @@ from api.charts.router import router as charts_router
 from api.dashboard.router import router as dashboard_router
 from api.db import create_engine, session_factory
 from api.deps import get_session, get_session_factory
+from api.compression import ResponseCompression
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Calmtrack API",
         version="1.0.0",
         summary="Treatment plans, supervised ketamine sessions and self-reported anxiety scores.",
+        description=DESCRIPTION,
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
@@ -86,17 +88,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # Inside CORS and the request-context middleware: their headers are added to the compressed answer as to any.
+    app.add_middleware(ResponseCompression)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding", "If-Match", "Idempotency-Key",
+                           "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
     _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
     return app
+
+
+IMPLIED_DESCRIPTIONS = {
+    400: "Bad request: an unparsable body, or a Content-Encoding: gzip body that is not valid gzip",
+    413: "Payload too large: the body (after decompression) is over the limit",
+    415: "Unsupported media type: a Content-Encoding other than gzip",
+}
+DESCRIPTION = """\
+Answers are gzip-compressed when the request accepts it (`Accept-Encoding: gzip`), and request bodies may be sent
+with `Content-Encoding: gzip` (their size limit applies after decompression). Errors are RFC 9457
+`application/problem+json` with a stable `code`. See docs/mobile.md and docs/conventions.md."""
 
 
 def operation_id(route: APIRoute) -> str:
@@ -144,10 +160,12 @@ def _document_problems(app: FastAPI) -> None:
                     responses[code]["headers"] = {"Retry-After": {
                         "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
                 # What the framework and middleware answer on their own, whatever the route declares: an unparsable
-                # body (400), an oversized one (413), invalid or unknown parameters or body (422).
-                implied = ({400, 413} if "requestBody" in operation else set()) | {422}
+                # body or corrupt gzip (400), an oversized one (413, after decompression), a Content-Encoding other
+                # than gzip (415), invalid or unknown parameters or body (422).
+                implied = ({400, 413, 415} if "requestBody" in operation else set()) | {422}
                 for status in implied:
-                    responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                    responses.setdefault(str(status), {"description": IMPLIED_DESCRIPTIONS.get(
+                        status, HTTPStatus(status).phrase)})
                 for code, response in responses.items():
                     if code.isdigit() and int(code) >= 400:
                         response["content"] = {
