@@ -96,8 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Content-Encoding", "If-Match", "Idempotency-Key",
-                           "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+                           "Prefer", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", "Preference-Applied"],
         )
     _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
@@ -156,6 +156,12 @@ def _document_problems(app: FastAPI) -> None:
                     {503} if operation["operationId"] in database_operations else set())
                 for status in retryable:
                     responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                if any(p["in"] == "header" and p["name"] == "Prefer" for p in operation.get("parameters", [])):
+                    for code, response in responses.items():
+                        if code.startswith("2"):
+                            response.setdefault("headers", {})["Preference-Applied"] = {
+                                "description": "return=minimal when the answer is the minimal shape (RFC 7240)",
+                                "schema": {"type": "string"}}
                 for code in {"429", "503"} & responses.keys():
                     responses[code]["headers"] = {"Retry-After": {
                         "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}

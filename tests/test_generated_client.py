@@ -96,6 +96,16 @@ async def test_the_readme_walkthrough_through_a_generated_client(generated, app)
     assert (score.total, str(score.severity)) == (11, "moderate")
     listed = await call(generated, "scores_list_my_scores", 200, client=phone)
     assert [item.id for item in listed.items] == [score.id]
+    # The offline queue sent with ?return=minimal: ids and statuses parse into the declared minimal answer.
+    queued = {"id": str(uuid.uuid4()), "instrument": "gad7", "items": [1, 1, 1, 1, 1, 1, 1],
+              "recorded_at": "2026-11-19T08:30:00+01:00"}
+    synced = await call(generated, "scores_create_my_scores", 200, client=phone,
+                        body=models.ScoreBatch.from_dict({"scores": [queued, {**queued, "items": [9]}]}),
+                        return_=models.ScoresCreateMyScoresReturnType0.MINIMAL)
+    assert isinstance(synced, models.BatchMinimalAnswer)
+    stored, refused = synced.results
+    assert isinstance(stored, models.BatchStored) and (str(stored.id), stored.status.value) == (queued["id"], 201)
+    assert isinstance(refused, models.BatchProblem) and refused.problem.code == "validation_error"
 
     plan = await call(generated, "plans_create_plan", 201, client=doctor, patient_id=patient.id,
                       body=models.PlanCreate.from_dict({

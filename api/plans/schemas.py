@@ -487,6 +487,13 @@ class PlanPublic(PatientPlanPublic):
 PlanView = PlanPublic | PatientPlanPublic
 
 
+class PlanMinimal(BaseModel):
+    """The plan's creation answered under `Prefer: return=minimal`: id and status only."""
+
+    id: uuid.UUID
+    status: PlanStatus
+
+
 class PlanPage(Page[PlanView]):
     pass
 

@@ -153,3 +153,23 @@ BatchResult = BatchScored | BatchProblem
 
 class BatchAnswer(BaseModel):
     results: list[BatchResult]
+
+
+class BatchStored(BaseModel):
+    """A stored entry under `return=minimal`: its id and status, without the score."""
+
+    id: uuid.UUID
+    status: Literal[200, 201] = Field(description="201 created, 200 the same id and body again")
+
+
+class BatchMinimalAnswer(BaseModel):
+    """The batch answered under `?return=minimal` or `Prefer: return=minimal`: ids and statuses, problems kept."""
+
+    results: list[BatchStored | BatchProblem]
+
+
+BatchReturn = Annotated[
+    Literal["minimal", "representation"] | None,
+    Query(alias="return", description="minimal: ids and statuses only (as Prefer: return=minimal, which it "
+                                      "overrides when both are sent)"),
+]

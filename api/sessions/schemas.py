@@ -340,5 +340,12 @@ class SessionPublic(PatientSessionPublic):
 SessionView = SessionPublic | PatientSessionPublic
 
 
+class SessionMinimal(BaseModel):
+    """The session's creation answered under `Prefer: return=minimal`: id and status only."""
+
+    id: uuid.UUID
+    status: SessionStatus
+
+
 class SessionPage(Page[SessionView]):
     pass
