@@ -35,6 +35,7 @@ from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
 from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
+from api.scores.router import BODY_LIMITS
 from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
@@ -99,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            "Prefer", "X-Request-ID"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After", "Preference-Applied"],
         )
-    _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                    body_limits={route: max(limit, settings.max_body_bytes) for route, limit in BODY_LIMITS.items()})
     _document_problems(app)
     return app
 

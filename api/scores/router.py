@@ -8,6 +8,8 @@ from api.errors import problem_responses
 from api.scores import service
 from api.prefer import CreatedMinimal, MinimalPreferred, applied
 from api.scores.schemas import (
+    MAX_BATCH,
+    MAX_BATCH_BODY_BYTES,
     BatchAnswer,
     BatchMinimalAnswer,
     BatchReturn,
@@ -21,6 +23,8 @@ from api.scores.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["scores"])
+# Routes whose body may exceed MAX_BODY_BYTES, applied by api.middleware before routing.
+BODY_LIMITS = {("POST", "/v1/me/scores/batch"): MAX_BATCH_BODY_BYTES}
 
 _REPLAYED = {200: {"model": ScorePublic | CreatedMinimal,
                     "description": "The same id and body again: the stored score"}}
@@ -47,11 +51,15 @@ async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: Se
 
 
 @router.post("/me/scores/batch", response_model=BatchAnswer | BatchMinimalAnswer,
-             responses=problem_responses(401, 403, 404, 413, 422))
+             responses=problem_responses(401, 403, 404, 413, 422),
+             description=f"Offline sync: up to {MAX_BATCH} scores, each created (201), replayed (200), conflicting "
+                         "(409) or invalid (422) alone. `?return=minimal` or `Prefer: return=minimal`: each stored "
+                         f"entry answers its id and status only. The body may be up to {MAX_BATCH_BODY_BYTES:,} "
+                         "bytes (after decompression; other routes: MAX_BODY_BYTES), so that a full batch with the "
+                         "longest notes always fits.")
 async def create_my_scores(body: ScoreBatch, caller: PatientCaller, session: SessionDep, response: Response,
                            minimal: MinimalPreferred, returned: BatchReturn = None) -> BatchAnswer | BatchMinimalAnswer:
-    """Offline sync: up to 500 scores, each created (201), replayed (200), conflicting (409) or invalid (422) alone.
-    `?return=minimal` or `Prefer: return=minimal`: each stored entry answers its id and status only."""
+    """Offline sync (the description above): each entry succeeds or fails alone."""
     results = await service.create_batch(session, caller, body.scores)
     if returned == "minimal" or (returned is None and minimal):
         applied(response)

@@ -30,6 +30,13 @@ from models.base import utcnow
 
 MAX_BATCH = 500
 MAX_NOTE = 2000
+# The longest a valid entry can be as compact JSON: a note of MAX_NOTE characters, each an emoji escaped as a UTF-16
+# surrogate pair ("\\ud83d\\ude0c", 12 bytes: what an ASCII-only encoder such as Python's json.dumps sends), and
+# less than 1 KiB for everything else (id, instrument, items, recorded_at with microseconds, keys).
+MAX_ENTRY_BYTES = 12 * MAX_NOTE + 1024
+# So that a full batch at the maximum note length always fits (docs/scores.md): 500 such entries, about 12.5 MB.
+# The body limit of the batch route alone; every other route keeps MAX_BODY_BYTES.
+MAX_BATCH_BODY_BYTES = MAX_BATCH * MAX_ENTRY_BYTES + 1024
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # phones' clocks drift; beyond this the answer cannot have happened yet
 EARLIEST_RECORDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
