@@ -19,6 +19,7 @@ from api.plans.schemas import (
     StatusChange,
 )
 from api.prefer import MinimalPreferred
+from api.sync import UpdatedSinceQuery
 from models.plans import PlanStatus
 
 router = APIRouter(prefix="/v1", tags=["plans"])
@@ -56,10 +57,12 @@ async def create_plan(
 async def list_plans(
     patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
     plan_status: Annotated[PlanStatus | None, Query(alias="status")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> PlanPage:
-    """The patient's plans, newest first."""
-    return await service.list_plans(session, caller, patient_id, status=plan_status, limit=limit, cursor=cursor)
+    """The patient's plans, newest first; with updated_since, every plan changed since then, oldest change first
+    (not combinable with status)."""
+    return await service.list_plans(session, caller, patient_id, status=plan_status, updated_since=updated_since,
+                                    limit=limit, cursor=cursor)
 
 
 @router.get("/plans/{plan_id}", response_model=PlanView,

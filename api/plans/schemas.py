@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from api.sync import WATERMARK
 from api.instruments.registry import INSTRUMENTS, get_instrument
 from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
@@ -495,7 +496,7 @@ class PlanMinimal(BaseModel):
 
 
 class PlanPage(Page[PlanView]):
-    pass
+    sync_watermark: dt.datetime = Field(description=WATERMARK)
 
 
 class FieldChange(BaseModel):

@@ -8,6 +8,7 @@ from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.prefer import CreatedMinimal, MinimalPreferred
+from api.sync import UpdatedSinceQuery
 from api.sessions import service
 from api.sessions.schemas import (
     AddendumCreate,
@@ -58,11 +59,12 @@ async def create_session(
 async def list_sessions(
     patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
     session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> SessionPage:
-    """The patient's sessions, newest started first (patients: their signed sessions)."""
-    return await service.list_sessions(session, caller, patient_id, status=session_status, limit=limit,
-                                       cursor=cursor)
+    """The patient's sessions, newest started first (patients: their signed sessions); with updated_since, every
+    session changed since then (an addendum is a change), oldest change first (not combinable with status)."""
+    return await service.list_sessions(session, caller, patient_id, status=session_status,
+                                       updated_since=updated_since, limit=limit, cursor=cursor)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionView,

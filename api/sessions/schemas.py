@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.sync import WATERMARK
 from api.pagination import Page
 from api.plans.schemas import Medication, Route
 from api.scores.schemas import RecordedAt
@@ -348,4 +349,4 @@ class SessionMinimal(BaseModel):
 
 
 class SessionPage(Page[SessionView]):
-    pass
+    sync_watermark: dt.datetime = Field(description=WATERMARK)
