@@ -28,9 +28,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from api.instruments.schemas import InstrumentCode, InstrumentCodeEnum
 from api.sync import WATERMARK
 from api.instruments.registry import INSTRUMENTS, get_instrument
-from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
 from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text, with_example
 from models.plans import PlanStatus
@@ -412,7 +412,7 @@ class ProtocolPublic(BaseModel):
 
 class GoalPublic(BaseModel):
     description: str
-    instrument: str
+    instrument: InstrumentCodeEnum
     target_total: int
     by_date: dt.date | None
 
@@ -424,7 +424,7 @@ class AdjunctTherapyPublic(BaseModel):
 
 
 class AssessmentSchedulePublic(BaseModel):
-    instrument: str
+    instrument: InstrumentCodeEnum
     every_days: int
 
 

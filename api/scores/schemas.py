@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from api.instruments.registry import get_instrument
-from api.instruments.schemas import InstrumentCode
+from api.instruments.schemas import InstrumentCode, InstrumentCodeEnum, ScoreSeverity
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.types import BoundedInstant, RequestModel, with_example
 from models.base import utcnow
@@ -121,10 +121,10 @@ class ScoreQuery:
 class ScorePublic(BaseModel):
     id: uuid.UUID
     patient_id: uuid.UUID
-    instrument: str
+    instrument: InstrumentCodeEnum
     items: list[int]
     total: int
-    severity: str | None
+    severity: ScoreSeverity | None
     urgent_items: list[int] = Field(description="Indexes of urgent items answered above the minimum (PHQ-9 item 9)")
     recorded_at: dt.datetime = Field(description="In UTC")
     recorded_utc_offset: str = Field(description="The offset recorded_at was sent with, e.g. +01:00")

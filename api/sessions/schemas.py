@@ -77,7 +77,7 @@ class WarningCode(StrEnum):
     severe_adverse_event = "severe_adverse_event"
 
 
-class Severity(StrEnum):
+class AdverseEventSeverity(StrEnum):
     mild = "mild"
     moderate = "moderate"
     severe = "severe"
@@ -120,7 +120,7 @@ class VitalSign(RequestModel):
 
 class AdverseEvent(RequestModel):
     kind: AdverseEventKind
-    severity: Severity
+    severity: AdverseEventSeverity
     action: Action = Field(description="What was done, e.g. 'ondansetron 4 mg' or 'observed, resolved'")
     description: Description | None = Field(default=None, description="Required when kind is other")
     at: Instant | None = None
@@ -271,7 +271,7 @@ class VitalSignPublic(BaseModel):
 
 class AdverseEventPublic(BaseModel):
     kind: AdverseEventKind
-    severity: Severity
+    severity: AdverseEventSeverity
     action: str
     description: str | None
     at: dt.datetime | None
