@@ -21,6 +21,7 @@ from api.charts.router import router as charts_router
 from api.dashboard.router import router as dashboard_router
 from api.db import create_engine, session_factory
 from api.deps import get_session, get_session_factory
+from api.compression import ResponseCompression
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
 from api.instruments.router import router as instruments_router
@@ -35,6 +36,7 @@ from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
 from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
+from api.scores.router import BODY_LIMITS
 from api.scores.router import router as scores_router
 from api.security.revocation import Revocations
 from api.sessions.router import router as sessions_router
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Calmtrack API",
         version="1.0.0",
         summary="Treatment plans, supervised ketamine sessions and self-reported anxiety scores.",
+        description=DESCRIPTION,
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
@@ -91,17 +94,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # Inside CORS and the request-context middleware: their headers are added to the compressed answer as to any.
+    app.add_middleware(ResponseCompression)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding", "If-Match", "Idempotency-Key",
+                           "Prefer", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", "Preference-Applied"],
         )
-    _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                    body_limits={route: max(limit, settings.max_body_bytes) for route, limit in BODY_LIMITS.items()})
     _document_problems(app)
     return app
+
+
+IMPLIED_DESCRIPTIONS = {
+    400: "Bad request: an unparsable body, or a Content-Encoding: gzip body that is not valid gzip",
+    413: "Payload too large: the body (after decompression) is over the limit",
+    415: "Unsupported media type: a Content-Encoding other than gzip",
+}
+DESCRIPTION = """\
+Answers are gzip-compressed when the request accepts it (`Accept-Encoding: gzip`), and request bodies may be sent
+with `Content-Encoding: gzip` (their size limit applies after decompression). Errors are RFC 9457
+`application/problem+json` with a stable `code`. See docs/mobile.md and docs/conventions.md."""
 
 
 def operation_id(route: APIRoute) -> str:
@@ -145,14 +163,22 @@ def _document_problems(app: FastAPI) -> None:
                     {503} if operation["operationId"] in database_operations else set())
                 for status in retryable:
                     responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                if any(p["in"] == "header" and p["name"] == "Prefer" for p in operation.get("parameters", [])):
+                    for code, response in responses.items():
+                        if code.startswith("2"):
+                            response.setdefault("headers", {})["Preference-Applied"] = {
+                                "description": "return=minimal when the answer is the minimal shape (RFC 7240)",
+                                "schema": {"type": "string"}}
                 for code in {"429", "503"} & responses.keys():
                     responses[code]["headers"] = {"Retry-After": {
                         "description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
                 # What the framework and middleware answer on their own, whatever the route declares: an unparsable
-                # body (400), an oversized one (413), invalid or unknown parameters or body (422).
-                implied = ({400, 413} if "requestBody" in operation else set()) | {422}
+                # body or corrupt gzip (400), an oversized one (413, after decompression), a Content-Encoding other
+                # than gzip (415), invalid or unknown parameters or body (422).
+                implied = ({400, 413, 415} if "requestBody" in operation else set()) | {422}
                 for status in implied:
-                    responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+                    responses.setdefault(str(status), {"description": IMPLIED_DESCRIPTIONS.get(
+                        status, HTTPStatus(status).phrase)})
                 for code, response in responses.items():
                     if code.isdigit() and int(code) >= 400:
                         response["content"] = {

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Conflict, ValidationFailed
+from api.prefer import MINIMAL, PREFERENCE_APPLIED
 from api.security.tokens import Caller
 from models.base import utcnow
 from models.idempotency import IdempotencyRecord
@@ -61,8 +62,13 @@ def _fingerprint(request: Request, body: BaseModel | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _response(created: Created) -> JSONResponse:
-    return JSONResponse(created.body, status_code=created.status, headers=created.headers)
+def _response(created: Created, minimal: type[BaseModel] | None) -> JSONResponse:
+    """The answer as this request asked for it: `minimal`, the record's `Prefer: return=minimal` shape, or None for
+    the whole record. Only the whole record is ever stored, so a replay is shaped by the replaying request."""
+    if minimal is None:
+        return JSONResponse(created.body, status_code=created.status, headers=created.headers)
+    body = minimal.model_validate(created.body).model_dump(mode="json")
+    return JSONResponse(body, status_code=created.status, headers={**created.headers, PREFERENCE_APPLIED: MINIMAL})
 
 
 async def _claim(session: AsyncSession, caller: Caller, key: str, fingerprint: str) -> bool:
@@ -96,11 +102,14 @@ async def run_idempotent(
     body: BaseModel | None,
     operation: Callable[[], Awaitable[Created]],
     authorize_replay: Callable[[dict[str, Any]], Awaitable[None]] | None,
+    *,
+    minimal: type[BaseModel] | None = None,
 ) -> JSONResponse:
     """Runs `operation` once per key. `authorize_replay(stored body)` re-authorises (and audits) a replay; None only
-    where the route's own dependencies already decide who may see the answer (no patient data in it)."""
+    where the route's own dependencies already decide who may see the answer (no patient data in it). `minimal`:
+    the request prefers `return=minimal`, answered in this shape (api.prefer)."""
     if key is None:
-        return _response(await operation())
+        return _response(await operation(), minimal)
 
     fingerprint = _fingerprint(request, body)
     if not await _claim(session, caller, key, fingerprint):
@@ -121,7 +130,7 @@ async def run_idempotent(
             await authorize_replay(stored.get("body") or {})
             await session.commit()
         return _response(Created(status=record.response_status or 200, body=stored.get("body"),
-                                 headers=stored.get("headers", {})))
+                                 headers=stored.get("headers", {})), minimal)
 
     try:
         created = await operation()
@@ -142,4 +151,4 @@ async def run_idempotent(
         }
         session.add(record)
         await session.commit()
-    return _response(created)
+    return _response(created, minimal)

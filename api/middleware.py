@@ -1,7 +1,9 @@
 """Pure-ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path).
 
 - a request id on every response (`X-Request-ID`; a well-formed incoming one is kept) and in every log line;
-- a body-size cap (413) enforced on Content-Length and on the bytes actually streamed;
+- a body-size cap (413) enforced on Content-Length and on the bytes actually streamed, after decompression for
+  `Content-Encoding: gzip` bodies (inflated here as they arrive, api/compression.py); a larger cap for the few routes
+  listed in `body_limits` (the phone's batch);
 - `Cache-Control: no-store` on API responses, which carry PHI;
 - one access-log line per request naming the route template, never the raw path or query (they can hold PHI).
 """
@@ -12,9 +14,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.compression import GzipBody, request_coding
 from api.context import request_id_var
 from api.errors import PayloadTooLarge, ProblemError, ValidationFailed, problem_response
 
@@ -22,14 +26,18 @@ access_log = logging.getLogger("calmtrack.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    def __init__(self, problem: ProblemError) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_limits: Mapping[tuple[str, str], int] = {}) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # (method, path) → its own body limit; exact paths, checked before routing.
+        self.body_limits = dict(body_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,27 +49,38 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         response_started = False
-        body_too_large = False
+        refused: ProblemError | None = None  # the body was refused while the app read it
         no_store = scope["path"].startswith("/v1/")
+        limit = self.body_limits.get((scope.get("method", ""), scope["path"]), self.max_body_bytes)
         received = 0
+        inflater: GzipBody | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received, body_too_large
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    body_too_large = True
-                    raise _BodyTooLarge
+                body = message.get("body", b"")
+                try:
+                    if inflater is not None:
+                        body = inflater.feed(body)
+                        if not message.get("more_body", False):
+                            inflater.finish()
+                        message = {**message, "body": body}
+                    received += len(body)
+                    if received > limit:
+                        raise self._too_large_problem(limit)
+                except ProblemError as problem:
+                    refused = problem
+                    raise _BodyRefused(problem) from None
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
-            if body_too_large:
-                # The framework turns an aborted body read into its own 400; the client gets our 413 instead.
+            if refused is not None:
+                # The framework turns an aborted body read into its own 400; the client gets our problem instead.
                 if message["type"] == "http.response.start" and not response_started:
-                    status, response_started = 413, True
-                    await self._too_large(scope, receive, send)
+                    status, response_started = refused.status, True
+                    await self._problem(refused, scope, receive, send, close=True)
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -82,15 +101,27 @@ class RequestContextMiddleware:
                                     scope, receive, send)
                 return
             declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
                 status = 413
-                await self._too_large(scope, receive, send)
+                await self._problem(self._too_large_problem(limit), scope, receive, send, close=True)
                 return
+            try:
+                coding = request_coding(_headers(scope, b"content-encoding"))
+            except ProblemError as problem:
+                status = problem.status
+                await self._problem(problem, scope, receive, send, close=True)
+                return
+            if coding is not None:
+                inflater = GzipBody(limit)
+                # The app sees the inflated body: without the coding, and without the compressed length. The scope is
+                # changed in place: routing records the matched route in it, which the access log reads.
+                scope["headers"] = [(key, value) for key, value in scope["headers"]
+                                    if key not in (b"content-encoding", b"content-length")]
             await self.app(scope, limited_receive, send_with_headers)
-        except _BodyTooLarge:
+        except _BodyRefused as refusal:
             if not response_started:
-                status = 413
-                await self._too_large(scope, receive, send)
+                status = refusal.problem.status
+                await self._problem(refusal.problem, scope, receive, send, close=True)
         except Exception:
             # Starlette's server-error middleware has already logged it and answered 500; re-raising would only
             # make the server log the same error again, with its message (which may hold PHI).
@@ -100,13 +131,14 @@ class RequestContextMiddleware:
             self._log(scope, status, started)
             request_id_var.reset(token)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._problem(PayloadTooLarge(f"Request bodies are limited to {self.max_body_bytes} bytes"),
-                            scope, receive, send, close=True)
+    @staticmethod
+    def _too_large_problem(limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request bodies are limited to {limit} bytes")
 
     @staticmethod
     async def _problem(exc: ProblemError, scope: Scope, receive: Receive, send: Send, *, close: bool = False) -> None:
-        response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, code=exc.code)
+        response = problem_response(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, code=exc.code,
+                                    headers=exc.headers)
         response.headers["x-request-id"] = request_id_var.get() or ""
         response.headers["cache-control"] = "no-store"
         if close:
@@ -120,6 +152,10 @@ class RequestContextMiddleware:
         access_log.info(
             "%s %s %d %.1fms", scope.get("method"), template, status, (time.perf_counter() - started) * 1000
         )
+
+
+def _headers(scope: Scope, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

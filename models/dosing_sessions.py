@@ -3,7 +3,9 @@
 The word "session" names database sessions everywhere else in this codebase, so the tables are `dosing_session`
 and `session_addendum`. A session is a draft while clinicians document it; signing makes it a closed clinical
 record. Database triggers (migration 0004) refuse any UPDATE or DELETE of a signed session and of addenda, so the
-record stays as signed whatever path writes to it; corrections are addenda.
+record stays as signed whatever path writes to it; corrections are addenda. The one exception (migration 0012): an
+addendum moves its signed session's `updated_at` forward, so that delta sync hands the session out again; nothing
+else of a signed row can change.
 
 `warnings` are computed by the server (api.sessions.warnings) on every draft edit and frozen at signing;
 `has_warnings` repeats "warnings is not empty" as an indexed column so a later alerts feature can find flagged
@@ -86,6 +88,8 @@ class SessionAddendum(SQLModel, table=True):
 
 # A patient's sessions, newest started first (the list's keyset order).
 Index("ix_dosing_session_patient_started", DosingSession.patient_id, DosingSession.started_at, DosingSession.id)
+# Delta sync: a patient's sessions in order of change (updated_since); an addendum stamps its session's updated_at.
+Index("ix_dosing_session_patient_updated", DosingSession.patient_id, DosingSession.updated_at, DosingSession.id)
 # Flagged sessions, for raising clinician alerts from warnings and severe adverse events.
 Index("ix_dosing_session_flagged", DosingSession.patient_id, DosingSession.started_at,
       postgresql_where=text("has_warnings"), sqlite_where=text("has_warnings"))

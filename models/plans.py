@@ -76,3 +76,5 @@ Index("uq_treatment_plan_one_active", TreatmentPlan.patient_id, unique=True,
       postgresql_where=text("status = 'active'"), sqlite_where=text("status = 'active'"))
 # A patient's plans, newest first (the list's keyset order).
 Index("ix_treatment_plan_patient_created", TreatmentPlan.patient_id, TreatmentPlan.created_at, TreatmentPlan.id)
+# Delta sync: a patient's plans in order of change (updated_since).
+Index("ix_treatment_plan_patient_updated", TreatmentPlan.patient_id, TreatmentPlan.updated_at, TreatmentPlan.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.instruments.registry import INSTRUMENTS
 from api.users.schemas import UserCreate
 from api.users.service import bootstrap_admin
 from tests.conftest import openapi_document
@@ -96,6 +98,16 @@ async def test_the_readme_walkthrough_through_a_generated_client(generated, app)
     assert (score.total, str(score.severity)) == (11, "moderate")
     listed = await call(generated, "scores_list_my_scores", 200, client=phone)
     assert [item.id for item in listed.items] == [score.id]
+    # The offline queue sent with ?return=minimal: ids and statuses parse into the declared minimal answer.
+    queued = {"id": str(uuid.uuid4()), "instrument": "gad7", "items": [1, 1, 1, 1, 1, 1, 1],
+              "recorded_at": "2026-11-19T08:30:00+01:00"}
+    synced = await call(generated, "scores_create_my_scores", 200, client=phone,
+                        body=models.ScoreBatch.from_dict({"scores": [queued, {**queued, "items": [9]}]}),
+                        return_=models.ScoresCreateMyScoresReturnType0.MINIMAL)
+    assert isinstance(synced, models.BatchMinimalAnswer)
+    stored, refused = synced.results
+    assert isinstance(stored, models.BatchStored) and (str(stored.id), stored.status.value) == (queued["id"], 201)
+    assert isinstance(refused, models.BatchProblem) and refused.problem.code == "validation_error"
 
     plan = await call(generated, "plans_create_plan", 201, client=doctor, patient_id=patient.id,
                       body=models.PlanCreate.from_dict({
@@ -125,7 +137,46 @@ async def test_the_readme_walkthrough_through_a_generated_client(generated, app)
     assert str(signed.status) == "signed"
 
     chart = await call(generated, "charts_patient_chart", 200, client=doctor, patient_id=patient.id,
-                       instrument=models.ChartsPatientChartInstrument.GAD7)
+                       instrument=models.InstrumentCode.GAD7)
     assert chart.latest.total == 11
     events = await call(generated, "audit_list_audit_events", 200, client=admin, patient_id=patient.id)
     assert {event.action for event in events.items} >= {"patient.create", "score.create", "session.sign"}
+
+
+def _enums_with(value: object, path: tuple = ()) -> list[tuple]:
+    """Where in the document an enum lists any of `value`'s members."""
+    found = []
+    if isinstance(value, dict):
+        if isinstance(value.get("enum"), list) and set(map(str, value["enum"])) & set(INSTRUMENTS):
+            found.append(path)
+        for key, item in value.items():
+            found += _enums_with(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _enums_with(item, (*path, index))
+    return found
+
+
+def test_one_instrument_code_enum_in_the_document_and_in_the_client(generated):
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    assert _enums_with(document) == [("components", "schemas", "InstrumentCode")]
+    assert schemas["InstrumentCode"]["enum"] == list(INSTRUMENTS)
+    # Every instrument field and parameter refers to it: requests, answers and query parameters alike.
+    references = json.dumps(document).count('"#/components/schemas/InstrumentCode"')
+    assert references >= 12
+    # Severity and band labels share one enum; the adverse events' own is not a bare "Severity".
+    assert "Severity" not in schemas and schemas["AdverseEventSeverity"]["enum"] == ["mild", "moderate", "severe"]
+    severity = schemas["ScorePublic"]["properties"]["severity"]["anyOf"]
+    assert {"$ref": "#/components/schemas/ScoreSeverity"} in severity
+    assert schemas["BandPublic"]["properties"]["label"] == {"$ref": "#/components/schemas/ScoreSeverity"}
+    assert set(schemas["ScoreSeverity"]["enum"]) == {band.label for i in INSTRUMENTS.values() for band in i.bands}
+
+    models = generated("models")
+    folder = Path(models.__file__).parent
+    defining = sorted(path.name for path in folder.glob("*.py")
+                      if re.search(r'^\s+GAD7 = "gad7"$', path.read_text(), re.MULTILINE))
+    assert defining == ["instrument_code.py"]
+    assert {member.value for member in models.InstrumentCode} == set(INSTRUMENTS)
+    assert models.ScoreSeverity("moderately_severe") and models.AdverseEventSeverity("severe")
+    assert not hasattr(models, "Severity")

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from api.instruments.registry import INSTRUMENTS
+from api.scores.schemas import MAX_BATCH, MAX_BATCH_BODY_BYTES, MAX_NOTE
 from models import OutboxEvent, Score
 from tests.conftest import new_id
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
@@ -363,6 +365,36 @@ async def test_batch_size_is_capped_at_500(client, world, app):
     full = await post_batch(client, world.patient_user, entries[:500])
     assert full.status_code == 200 and {r["status"] for r in full.json()["results"]} == {201}
     assert await count(app, Score) == 500
+
+
+def worst_case_batch() -> bytes:
+    """500 valid entries as long as they get, as compact ASCII-only JSON (Python's json.dumps default): the longest
+    instrument at its widest answers, recorded_at with microseconds and an offset, and a note of the maximum length
+    made of emoji, each escaped as a 12-byte surrogate pair."""
+    widest = max(INSTRUMENTS.values(), key=lambda i: len(i.items) * len(str(i.item_max)))
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=-9, minutes=-30)))
+    entries = [body(instrument=widest.code, items=[widest.item_max] * len(widest.items), note="\U0001F60C" * MAX_NOTE,
+                    recorded_at=(now - dt.timedelta(minutes=i, microseconds=123456)).isoformat())
+               for i in range(MAX_BATCH)]
+    return json.dumps({"scores": entries}, separators=(",", ":")).encode()
+
+
+async def test_a_full_batch_with_the_longest_notes_fits_the_body_limit(client, world, app):
+    raw = worst_case_batch()
+    assert len(raw) > 12_000_000 > app.state.settings.max_body_bytes  # far beyond every other route's limit
+    response = await client.post("/v1/me/scores/batch", content=raw, params={"return": "minimal"},
+                                 headers={**world.patient_user.headers, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text[:500]
+    assert {r["status"] for r in response.json()["results"]} == {201}
+    assert await count(app, Score) == MAX_BATCH
+    # One byte more than the route's own limit is still a 413, and other routes keep MAX_BODY_BYTES.
+    padded = raw[:-1] + b" " * (MAX_BATCH_BODY_BYTES - len(raw) + 1) + raw[-1:]
+    too_large = await client.post("/v1/me/scores/batch", content=padded,
+                                  headers={**world.patient_user.headers, "Content-Type": "application/json"})
+    assert too_large.status_code == 413 and too_large.json()["code"] == "payload_too_large"
+    single = await client.post("/v1/me/scores", content=b" " * app.state.settings.max_body_bytes + b"{}",
+                               headers={**world.patient_user.headers, "Content-Type": "application/json"})
+    assert single.status_code == 413
 
 
 @pytest.mark.parametrize("payload", [{}, {"scores": []}, {"scores": "x"}, {"scores": [], "extra": 1}])

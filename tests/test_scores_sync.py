@@ -6,7 +6,7 @@ import random
 import uuid
 
 from api.instruments.registry import INSTRUMENTS
-from api.scores.service import SYNC_MARGIN
+from api.sync import SYNC_MARGIN
 from models import Score
 from tests.conftest import new_id
 from tests.test_scores import body, post_mine

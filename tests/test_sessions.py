@@ -88,9 +88,11 @@ async def test_draft_to_signed_to_addendum(client, world, app):
 
     current = await read(client, world.clinician, draft["id"])
     assert [a["id"] for a in current.json()["addenda"]] == [addendum["id"], second.json()["id"]]
-    # The record itself is as signed: addenda do not change it or its ETag.
-    assert {k: v for k, v in current.json().items() if k != "addenda"} == {
-        k: v for k, v in record.items() if k != "addenda"}
+    # The record itself is as signed: addenda do not change it or its ETag, only its change time for delta sync
+    # (updated_at: the latest addendum's).
+    assert {k: v for k, v in current.json().items() if k not in ("addenda", "updated_at")} == {
+        k: v for k, v in record.items() if k not in ("addenda", "updated_at")}
+    assert current.json()["updated_at"] == second.json()["created_at"] > record["updated_at"]
     assert current.headers["etag"] == signed.headers["etag"]
     assert await count(app, SessionAddendum) == 2
 

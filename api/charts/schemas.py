@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, Field
 
-from api.instruments.schemas import BandPublic
-from api.instruments.schemas import InstrumentCode
+from api.instruments.schemas import BandPublic, InstrumentCode, InstrumentCodeEnum
 from api.types import BoundedDate
 
 Bucket = Literal["day", "week", "month"]
@@ -83,7 +82,7 @@ class Durability(BaseModel):
 
 
 class ChartPublic(BaseModel):
-    instrument: str
+    instrument: InstrumentCodeEnum
     bucket: Bucket
     timezone: str
     date_from: dt.date = Field(serialization_alias="from")

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from api.instruments.schemas import InstrumentCodeEnum, ScoreSeverity
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 
 Sort = Literal["alerts", "change", "last_activity", "name"]
@@ -32,9 +33,9 @@ class DashboardQuery:
 
 
 class LatestScore(BaseModel):
-    instrument: str
+    instrument: InstrumentCodeEnum
     total: int
-    severity: str | None
+    severity: ScoreSeverity | None
     recorded_at: dt.datetime
 
 
@@ -43,7 +44,7 @@ class DashboardRow(BaseModel):
     full_name: str
     plan_status: str | None = Field(description="The chart plan's status (active, else the latest-started paused, "
                                                 "completed or discontinued plan); null without one")
-    instrument: str = Field(description="The instrument shown: the chart plan's first scheduled one, else gad7")
+    instrument: InstrumentCodeEnum = Field(description="The instrument shown: the chart plan's first scheduled one, else gad7")
     latest: LatestScore | None
     baseline_total: int | None = Field(description="The chart's baseline (docs/charts.md)")
     change: int | None

@@ -1,24 +1,34 @@
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from api.instruments.registry import INSTRUMENTS, Instrument
 
 
-def _registered(code: str) -> str:
-    if code not in INSTRUMENTS:
+def _registered(code: object) -> object:
+    # Before the enum's own check, so an unknown code answers the list of known ones with its own error type.
+    if isinstance(code, str) and code not in INSTRUMENTS:
         raise PydanticCustomError("unknown_instrument", "Unknown instrument; one of: {known}",
                                   {"known": ", ".join(INSTRUMENTS)})
     return code
 
 
-# A registered instrument's code, in any request (scores, plan goals and schedules, charts); documented as an enum.
-InstrumentCode = Annotated[
-    str, AfterValidator(_registered), WithJsonSchema({"type": "string", "enum": list(INSTRUMENTS)})
-]
+# One enum per value set, built from the registry, so that the OpenAPI document has ONE component for each (and a
+# generated client one type) instead of an inline enum per field and parameter. Members are StrEnum: they compare,
+# hash, format and store as their plain string values.
+InstrumentCodeEnum = StrEnum("InstrumentCode", {code.upper(): code for code in INSTRUMENTS})
+InstrumentCodeEnum.__doc__ = "A registered instrument's code (GET /v1/instruments)."
+ScoreSeverity = StrEnum("ScoreSeverity", {label.upper(): label for label in dict.fromkeys(
+    band.label for instrument in INSTRUMENTS.values() for band in instrument.bands)})
+ScoreSeverity.__doc__ = ("A severity band's label: a score's severity, and the label of an instrument's band (GAD-2's "
+                         "two bands are its screen result).")
+
+# A registered instrument's code, in any request (scores, plan goals and schedules, charts) and answer.
+InstrumentCode = Annotated[InstrumentCodeEnum, BeforeValidator(_registered)]
 
 
 class ItemPublic(BaseModel):
@@ -34,13 +44,13 @@ class AnswerOptionPublic(BaseModel):
 
 
 class BandPublic(BaseModel):
-    label: str
+    label: ScoreSeverity
     min: int
     max: int
 
 
 class InstrumentPublic(BaseModel):
-    code: str
+    code: InstrumentCodeEnum
     name: str
     description: str
     prompt: str

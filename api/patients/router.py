@@ -8,6 +8,7 @@ from api.deps import CallerDep, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from api.prefer import CreatedMinimal, MinimalPreferred
 from api.patients import service
 from api.patients.schemas import (
     CareTeamAssignment,
@@ -22,12 +23,13 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 
 @router.post(
-    "", response_model=PatientPublic, status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 422)
+    "", response_model=PatientPublic | CreatedMinimal, status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409, 422)
 )
 async def create_patient(
-    body: PatientCreate, caller: StaffCaller, session: SessionDep, request: Request,
+    body: PatientCreate, caller: StaffCaller, session: SessionDep, request: Request, minimal: MinimalPreferred,
     idempotency_key: IdempotencyKey = None,
-) -> PatientPublic:
+) -> PatientPublic | CreatedMinimal:
     """Register a patient; a creating clinician joins the care team as prescriber."""
 
     async def create() -> Created:
@@ -35,7 +37,8 @@ async def create_patient(
         return Created(body=(await service.present(session, [patient]))[0].model_dump(mode="json"))
 
     return await run_idempotent(session, caller, idempotency_key, request, body, create,
-                                lambda stored: service.authorize_replay(session, caller, stored))
+                                lambda stored: service.authorize_replay(session, caller, stored),
+                                minimal=CreatedMinimal if minimal else None)
 
 
 @router.get("", response_model=Page[PatientPublic], responses=problem_responses(401, 403, 422))

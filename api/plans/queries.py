@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from api.pagination import SortKey, keyset, page_of
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 
 NEWEST_PLAN_FIRST: list[SortKey] = [(TreatmentPlan.created_at, "desc"), (TreatmentPlan.id, "desc")]
+OLDEST_CHANGE: list[SortKey] = [(TreatmentPlan.updated_at, "asc"), (TreatmentPlan.id, "asc")]
 NEWEST_REVISION_FIRST: list[SortKey] = [(PlanRevision.revision, "desc")]  # unique within one plan
 
 
@@ -47,13 +49,18 @@ async def advance(
 
 
 async def page(
-    session: AsyncSession, patient_id: uuid.UUID, *, status: PlanStatus | None, limit: int, cursor: str | None
+    session: AsyncSession, patient_id: uuid.UUID, *, status: PlanStatus | None, updated_since: dt.datetime | None,
+    limit: int, cursor: str | None, carry: str | None = None,
 ) -> tuple[list[TreatmentPlan], str | None]:
+    """Newest created first; in delta sync (updated_since given) every plan changed since then, oldest change first."""
     stmt = select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
     if status is not None:
         stmt = stmt.where(TreatmentPlan.status == status)
-    rows = (await session.exec(keyset(stmt, NEWEST_PLAN_FIRST, limit=limit, cursor=cursor))).scalars().all()
-    return page_of(rows, NEWEST_PLAN_FIRST, limit=limit)
+    keys = NEWEST_PLAN_FIRST
+    if updated_since is not None:
+        stmt, keys = stmt.where(TreatmentPlan.updated_at >= updated_since), OLDEST_CHANGE
+    rows = (await session.exec(keyset(stmt, keys, limit=limit, cursor=cursor))).scalars().all()
+    return page_of(rows, keys, limit=limit, carry=carry)
 
 
 async def revisions(

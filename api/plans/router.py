@@ -8,7 +8,18 @@ from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.plans import service
-from api.plans.schemas import PlanCreate, PlanPage, PlanPublic, PlanRevisionPage, PlanUpdate, PlanView, StatusChange
+from api.plans.schemas import (
+    PlanCreate,
+    PlanMinimal,
+    PlanPage,
+    PlanPublic,
+    PlanRevisionPage,
+    PlanUpdate,
+    PlanView,
+    StatusChange,
+)
+from api.prefer import MinimalPreferred
+from api.sync import UpdatedSinceQuery
 from models.plans import PlanStatus
 
 router = APIRouter(prefix="/v1", tags=["plans"])
@@ -22,14 +33,15 @@ _ETAG = {"ETag": {"description": 'The plan\'s revision as a strong entity tag, "
 
 
 @router.post(
-    "/patients/{patient_id}/plans", response_model=PlanPublic, status_code=status.HTTP_201_CREATED,
+    "/patients/{patient_id}/plans", response_model=PlanPublic | PlanMinimal, status_code=status.HTTP_201_CREATED,
     responses={201: {"headers": _ETAG}, **problem_responses(401, 403, 404, 409, 413, 422)},
 )
 async def create_plan(
     patient_id: uuid.UUID, body: PlanCreate, caller: CallerDep, session: SessionDep, request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> PlanPublic:
-    """A care-team clinician drafts a plan (status draft, revision 1)."""
+    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+) -> PlanPublic | PlanMinimal:
+    """A care-team clinician drafts a plan (status draft, revision 1); `Prefer: return=minimal` answers its id and
+    status only."""
 
     async def create() -> Created:
         plan = await service.create_plan(session, caller, patient_id, body)
@@ -37,17 +49,20 @@ async def create_plan(
                        headers={"ETag": service.etag(plan), "Location": f"/v1/plans/{plan.id}"})
 
     return await run_idempotent(session, caller, idempotency_key, request, body, create,
-                                lambda stored: service.authorize_replay(session, caller, stored))
+                                lambda stored: service.authorize_replay(session, caller, stored),
+                                minimal=PlanMinimal if minimal else None)
 
 
 @router.get("/patients/{patient_id}/plans", response_model=PlanPage, responses=problem_responses(401, 404, 422))
 async def list_plans(
     patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
     plan_status: Annotated[PlanStatus | None, Query(alias="status")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> PlanPage:
-    """The patient's plans, newest first."""
-    return await service.list_plans(session, caller, patient_id, status=plan_status, limit=limit, cursor=cursor)
+    """The patient's plans, newest first; with updated_since, every plan changed since then, oldest change first
+    (not combinable with status)."""
+    return await service.list_plans(session, caller, patient_id, status=plan_status, updated_since=updated_since,
+                                    limit=limit, cursor=cursor)
 
 
 @router.get("/plans/{plan_id}", response_model=PlanView,

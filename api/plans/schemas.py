@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from api.instruments.schemas import InstrumentCode, InstrumentCodeEnum
+from api.sync import WATERMARK
 from api.instruments.registry import INSTRUMENTS, get_instrument
-from api.instruments.schemas import InstrumentCode
 from api.pagination import Page
 from api.types import RequestModel, diastolic_below, rule_errors, trimmed_text, with_example
 from models.plans import PlanStatus
@@ -411,7 +412,7 @@ class ProtocolPublic(BaseModel):
 
 class GoalPublic(BaseModel):
     description: str
-    instrument: str
+    instrument: InstrumentCodeEnum
     target_total: int
     by_date: dt.date | None
 
@@ -423,7 +424,7 @@ class AdjunctTherapyPublic(BaseModel):
 
 
 class AssessmentSchedulePublic(BaseModel):
-    instrument: str
+    instrument: InstrumentCodeEnum
     every_days: int
 
 
@@ -487,8 +488,15 @@ class PlanPublic(PatientPlanPublic):
 PlanView = PlanPublic | PatientPlanPublic
 
 
+class PlanMinimal(BaseModel):
+    """The plan's creation answered under `Prefer: return=minimal`: id and status only."""
+
+    id: uuid.UUID
+    status: PlanStatus
+
+
 class PlanPage(Page[PlanView]):
-    pass
+    sync_watermark: dt.datetime = Field(description=WATERMARK)
 
 
 class FieldChange(BaseModel):

@@ -37,6 +37,7 @@ from api.plans.schemas import (
 )
 from api.preconditions import check_if_match
 from api.security.tokens import Caller
+from api.sync import first_page_watermark, refuse_filter
 from models.base import utcnow
 from models.patients import Patient
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
@@ -139,13 +140,20 @@ async def read_plan(session: AsyncSession, caller: Caller, plan_id: uuid.UUID) -
 
 
 async def list_plans(
-    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, *, status: PlanStatus | None, limit: int,
-    cursor: str | None,
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, *, status: PlanStatus | None,
+    updated_since: dt.datetime | None, limit: int, cursor: str | None,
 ) -> PlanPage:
+    """Plans are never deleted (they end as completed or discontinued, which are changes like any other), so delta
+    sync has no tombstones to hand out: every change since the watermark is the plan as it now is."""
+    if updated_since is not None and status is not None:
+        raise refuse_filter("status")
+    watermark = first_page_watermark(cursor)
     await authorize_patient(session, caller, patient_id, "plan.list", resource_type="plan")
-    plans, next_cursor = await queries.page(session, patient_id, status=status, limit=limit, cursor=cursor)
+    plans, next_cursor = await queries.page(session, patient_id, status=status, updated_since=updated_since,
+                                            limit=limit, cursor=cursor, carry=watermark.isoformat())
     await session.commit()
-    return PlanPage(items=[present(plan, caller) for plan in plans], next_cursor=next_cursor)
+    return PlanPage(items=[present(plan, caller) for plan in plans], next_cursor=next_cursor,
+                    sync_watermark=watermark)
 
 
 async def update_plan(

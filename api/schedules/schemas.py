@@ -7,9 +7,11 @@ import uuid
 
 from pydantic import BaseModel, Field
 
+from api.instruments.schemas import InstrumentCodeEnum
+
 
 class ScheduleItem(BaseModel):
-    instrument: str
+    instrument: InstrumentCodeEnum
     every_days: int
     last_completed_at: dt.datetime | None = Field(description="The last live score of this instrument since the "
                                                               "plan's start date; null when there is none")

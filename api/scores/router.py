@@ -8,29 +8,66 @@ from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep
 from api.errors import problem_responses
 from api.scores import service
-from api.scores.schemas import BatchAnswer, ScoreBatch, ScoreCreate, ScorePage, ScorePublic, ScoreQuery
+from api.prefer import CreatedMinimal, MinimalPreferred, applied
+from api.scores.schemas import (
+    MAX_BATCH,
+    MAX_BATCH_BODY_BYTES,
+    BatchAnswer,
+    BatchMinimalAnswer,
+    BatchReturn,
+    BatchScored,
+    BatchStored,
+    ScoreBatch,
+    ScoreCreate,
+    ScorePage,
+    ScorePublic,
+    ScoreQuery,
+)
 
 router = APIRouter(prefix="/v1", tags=["scores"])
+# Routes whose body may exceed MAX_BODY_BYTES, applied by api.middleware before routing.
+BODY_LIMITS = {("POST", "/v1/me/scores/batch"): MAX_BATCH_BODY_BYTES}
 
-_REPLAYED = {200: {"model": ScorePublic, "description": "The same id and body again: the stored score"}}
+_REPLAYED = {200: {"model": ScorePublic | CreatedMinimal,
+                    "description": "The same id and body again: the stored score"}}
 ScoreQueryDep = Annotated[ScoreQuery, Depends()]
 
 
-@router.post("/me/scores", response_model=ScorePublic, status_code=status.HTTP_201_CREATED,
-             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
-async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: SessionFactoryDep,
-                          response: Response) -> ScorePublic:
-    """Record a questionnaire the patient answered; the server computes total and severity."""
-    score, created = await service.create(sessions, caller, caller.patient_id, body)
+def _answer(score: ScorePublic, created: bool, minimal: bool, response: Response) -> ScorePublic | CreatedMinimal:
     if not created:
         response.status_code = status.HTTP_200_OK
+    if minimal:
+        applied(response)
+        return CreatedMinimal(id=score.id)
     return score
 
 
-@router.post("/me/scores/batch", response_model=BatchAnswer, responses=problem_responses(401, 403, 404, 413, 422))
-async def create_my_scores(body: ScoreBatch, caller: PatientCaller, session: SessionDep) -> BatchAnswer:
-    """Offline sync: up to 500 scores, each created (201), replayed (200), conflicting (409) or invalid (422) alone."""
-    return BatchAnswer(results=await service.create_batch(session, caller, body.scores))
+@router.post("/me/scores", response_model=ScorePublic | CreatedMinimal, status_code=status.HTTP_201_CREATED,
+             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
+async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: SessionFactoryDep,
+                          response: Response, minimal: MinimalPreferred) -> ScorePublic | CreatedMinimal:
+    """Record a questionnaire the patient answered; the server computes total and severity. `Prefer:
+    return=minimal` answers the id only."""
+    score, created = await service.create(sessions, caller, caller.patient_id, body)
+    return _answer(score, created, minimal, response)
+
+
+@router.post("/me/scores/batch", response_model=BatchAnswer | BatchMinimalAnswer,
+             responses=problem_responses(401, 403, 404, 413, 422),
+             description=f"Offline sync: up to {MAX_BATCH} scores, each created (201), replayed (200), conflicting "
+                         "(409) or invalid (422) alone. `?return=minimal` or `Prefer: return=minimal`: each stored "
+                         f"entry answers its id and status only. The body may be up to {MAX_BATCH_BODY_BYTES:,} "
+                         "bytes (after decompression; other routes: MAX_BODY_BYTES), so that a full batch with the "
+                         "longest notes always fits.")
+async def create_my_scores(body: ScoreBatch, caller: PatientCaller, session: SessionDep, response: Response,
+                           minimal: MinimalPreferred, returned: BatchReturn = None) -> BatchAnswer | BatchMinimalAnswer:
+    """Offline sync (the description above): each entry succeeds or fails alone."""
+    results = await service.create_batch(session, caller, body.scores)
+    if returned == "minimal" or (returned is None and minimal):
+        applied(response)
+        return BatchMinimalAnswer(results=[BatchStored(id=r.id, status=r.status) if isinstance(r, BatchScored) else r
+                                           for r in results])
+    return BatchAnswer(results=results)
 
 
 @router.delete("/me/scores/{score_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -51,15 +88,15 @@ async def list_my_scores(caller: PatientCaller, session: SessionDep, query: Scor
     return conditional.answer(tag, if_none_match, response, build)
 
 
-@router.post("/patients/{patient_id}/scores", response_model=ScorePublic, status_code=status.HTTP_201_CREATED,
+@router.post("/patients/{patient_id}/scores", response_model=ScorePublic | CreatedMinimal,
+             status_code=status.HTTP_201_CREATED,
              responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
 async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller: CallerDep,
-                               sessions: SessionFactoryDep, response: Response) -> ScorePublic:
+                               sessions: SessionFactoryDep, response: Response,
+                               minimal: MinimalPreferred) -> ScorePublic | CreatedMinimal:
     """A patient's own score, or one a care-team clinician enters in clinic (`source` tells which)."""
     score, created = await service.create(sessions, caller, patient_id, body)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return score
+    return _answer(score, created, minimal, response)
 
 
 @router.get("/patients/{patient_id}/scores", response_model=ScorePage,

@@ -23,13 +23,20 @@ from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from api.instruments.registry import get_instrument
-from api.instruments.schemas import InstrumentCode
+from api.instruments.schemas import InstrumentCode, InstrumentCodeEnum, ScoreSeverity
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.types import BoundedInstant, RequestModel, with_example
 from models.base import utcnow
 
 MAX_BATCH = 500
 MAX_NOTE = 2000
+# The longest a valid entry can be as compact JSON: a note of MAX_NOTE characters, each an emoji escaped as a UTF-16
+# surrogate pair ("\\ud83d\\ude0c", 12 bytes: what an ASCII-only encoder such as Python's json.dumps sends), and
+# less than 1 KiB for everything else (id, instrument, items, recorded_at with microseconds, keys).
+MAX_ENTRY_BYTES = 12 * MAX_NOTE + 1024
+# So that a full batch at the maximum note length always fits (docs/scores.md): 500 such entries, about 12.5 MB.
+# The body limit of the batch route alone; every other route keeps MAX_BODY_BYTES.
+MAX_BATCH_BODY_BYTES = MAX_BATCH * MAX_ENTRY_BYTES + 1024
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # phones' clocks drift; beyond this the answer cannot have happened yet
 EARLIEST_RECORDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -114,10 +121,10 @@ class ScoreQuery:
 class ScorePublic(BaseModel):
     id: uuid.UUID
     patient_id: uuid.UUID
-    instrument: str
+    instrument: InstrumentCodeEnum
     items: list[int]
     total: int
-    severity: str | None
+    severity: ScoreSeverity | None
     urgent_items: list[int] = Field(description="Indexes of urgent items answered above the minimum (PHQ-9 item 9)")
     recorded_at: dt.datetime = Field(description="In UTC")
     recorded_utc_offset: str = Field(description="The offset recorded_at was sent with, e.g. +01:00")
@@ -153,3 +160,23 @@ BatchResult = BatchScored | BatchProblem
 
 class BatchAnswer(BaseModel):
     results: list[BatchResult]
+
+
+class BatchStored(BaseModel):
+    """A stored entry under `return=minimal`: its id and status, without the score."""
+
+    id: uuid.UUID
+    status: Literal[200, 201] = Field(description="201 created, 200 the same id and body again")
+
+
+class BatchMinimalAnswer(BaseModel):
+    """The batch answered under `?return=minimal` or `Prefer: return=minimal`: ids and statuses, problems kept."""
+
+    results: list[BatchStored | BatchProblem]
+
+
+BatchReturn = Annotated[
+    Literal["minimal", "representation"] | None,
+    Query(alias="return", description="minimal: ids and statuses only (as Prefer: return=minimal, which it "
+                                      "overrides when both are sent)"),
+]

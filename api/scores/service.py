@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import outbox, pagination
+from api import outbox
 from api.alerts import service as alerts
 from api.alerts import worsening
 from api.audit import service as audit
@@ -36,15 +36,11 @@ from api.scores.schemas import (
     ScoreQuery,
 )
 from api.security.tokens import Caller
-from api.types import instant_in_range
+from api.sync import first_page_watermark
 from models.base import utcnow
 from models.alerts import AlertPriority
 from models.scores import Score
 from models.users import Role
-
-# Delta-sync watermarks trail the server clock by this much, which must exceed the longest time between stamping
-# `updated_at` and committing (one request's transaction, milliseconds normally) plus clock skew between API hosts.
-SYNC_MARGIN = dt.timedelta(minutes=5)
 
 # One answer for "your id with other content" and "someone else's id", so a conflict reveals nothing.
 ID_TAKEN = "A score with this id already exists with different content; use a new id"
@@ -286,26 +282,13 @@ async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> Sc
     return public
 
 
-def _first_page_watermark(cursor: str | None) -> dt.datetime:
-    """Taken before the first page is read: any change stamped after it, even one committed late, is at or after
-    the watermark. Later pages answer the same value (carried in the cursor), because a row committed late may
-    sort before the cursor and be passed by them."""
-    carried = pagination.carried(cursor)
-    if carried is None:
-        return utcnow() - SYNC_MARGIN
-    try:
-        return instant_in_range(dt.datetime.fromisoformat(carried))
-    except ValueError:
-        raise ValidationFailed.at(["query", "cursor"], "Invalid cursor") from None
-
-
 async def tagged_scores(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ScoreQuery
 ) -> tuple[str, Callable[[], ScorePage]]:
     """A page of scores as an entity tag (the page's rows by id and last change, the query, and whether the viewer
     sees clinicians' notes: api/conditional.py) and a function that builds it. The delta-sync watermark is not in
     the tag: a client told 304 keeps its earlier watermark, which is safe."""
-    watermark = _first_page_watermark(query.cursor)
+    watermark = first_page_watermark(query.cursor)
     await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
     scores, next_cursor = await queries.page(session, patient_id, query, carry=watermark.isoformat())
     await session.commit()

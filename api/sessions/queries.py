@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Mapping
@@ -18,6 +19,7 @@ from models.plans import PlanStatus, TreatmentPlan
 from models.users import Role, User
 
 NEWEST_STARTED_FIRST: list[SortKey] = [(DosingSession.started_at, "desc"), (DosingSession.id, "desc")]
+OLDEST_CHANGE: list[SortKey] = [(DosingSession.updated_at, "asc"), (DosingSession.id, "asc")]
 
 
 async def get(session: AsyncSession, session_id: uuid.UUID) -> DosingSession | None:
@@ -42,12 +44,24 @@ async def advance(
 
 
 async def page(
-    session: AsyncSession, patient_id: uuid.UUID, *, statuses: Collection[SessionStatus], limit: int,
-    cursor: str | None,
+    session: AsyncSession, patient_id: uuid.UUID, *, statuses: Collection[SessionStatus],
+    updated_since: dt.datetime | None, limit: int, cursor: str | None, carry: str | None = None,
 ) -> tuple[list[DosingSession], str | None]:
+    """Newest started first; in delta sync (updated_since given) every session changed since then, oldest change
+    first."""
     stmt = select(DosingSession).where(DosingSession.patient_id == patient_id, DosingSession.status.in_(statuses))
-    rows = (await session.exec(keyset(stmt, NEWEST_STARTED_FIRST, limit=limit, cursor=cursor))).scalars().all()
-    return page_of(rows, NEWEST_STARTED_FIRST, limit=limit)
+    keys = NEWEST_STARTED_FIRST
+    if updated_since is not None:
+        stmt, keys = stmt.where(DosingSession.updated_at >= updated_since), OLDEST_CHANGE
+    rows = (await session.exec(keyset(stmt, keys, limit=limit, cursor=cursor))).scalars().all()
+    return page_of(rows, keys, limit=limit, carry=carry)
+
+
+async def touch(session: AsyncSession, session_id: uuid.UUID, now: dt.datetime) -> None:
+    """Stamps a session's change time, and nothing else (an addendum changed what its lists show). Allowed on a
+    signed session by its trigger (migration 0012) because only `updated_at` moves, and only forward."""
+    await session.exec(update(DosingSession).where(DosingSession.id == session_id, DosingSession.updated_at < now)
+                       .values(updated_at=now))
 
 
 async def addenda(session: AsyncSession, session_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[SessionAddendum]]:

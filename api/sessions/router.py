@@ -7,11 +7,14 @@ from api.deps import CallerDep, SessionDep
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from api.prefer import CreatedMinimal, MinimalPreferred
+from api.sync import UpdatedSinceQuery
 from api.sessions import service
 from api.sessions.schemas import (
     AddendumCreate,
     AddendumPublic,
     SessionCreate,
+    SessionMinimal,
     SessionPage,
     SessionPublic,
     SessionUpdate,
@@ -30,14 +33,16 @@ _ETAG = {"ETag": {"description": 'The session\'s revision as a strong entity tag
 
 
 @router.post(
-    "/patients/{patient_id}/sessions", response_model=SessionPublic, status_code=status.HTTP_201_CREATED,
+    "/patients/{patient_id}/sessions", response_model=SessionPublic | SessionMinimal,
+    status_code=status.HTTP_201_CREATED,
     responses={201: {"headers": _ETAG}, **problem_responses(401, 403, 404, 409, 413, 422)},
 )
 async def create_session(
     patient_id: uuid.UUID, body: SessionCreate, caller: CallerDep, session: SessionDep, request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> SessionPublic:
-    """A care-team clinician records a supervised dosing session (status draft, revision 1, server warnings)."""
+    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+) -> SessionPublic | SessionMinimal:
+    """A care-team clinician records a supervised dosing session (status draft, revision 1, server warnings);
+    `Prefer: return=minimal` answers its id and status only."""
 
     async def create() -> Created:
         row = await service.create_session(session, caller, patient_id, body)
@@ -45,7 +50,8 @@ async def create_session(
                        headers={"ETag": service.etag(row), "Location": f"/v1/sessions/{row.id}"})
 
     return await run_idempotent(session, caller, idempotency_key, request, body, create,
-                                lambda stored: service.authorize_replay(session, caller, stored["id"]))
+                                lambda stored: service.authorize_replay(session, caller, stored["id"]),
+                                minimal=SessionMinimal if minimal else None)
 
 
 @router.get("/patients/{patient_id}/sessions", response_model=SessionPage,
@@ -53,11 +59,12 @@ async def create_session(
 async def list_sessions(
     patient_id: uuid.UUID, caller: CallerDep, session: SessionDep,
     session_status: Annotated[SessionStatus | None, Query(alias="status")] = None,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
 ) -> SessionPage:
-    """The patient's sessions, newest started first (patients: their signed sessions)."""
-    return await service.list_sessions(session, caller, patient_id, status=session_status, limit=limit,
-                                       cursor=cursor)
+    """The patient's sessions, newest started first (patients: their signed sessions); with updated_since, every
+    session changed since then (an addendum is a change), oldest change first (not combinable with status)."""
+    return await service.list_sessions(session, caller, patient_id, status=session_status,
+                                       updated_since=updated_since, limit=limit, cursor=cursor)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionView,
@@ -95,13 +102,14 @@ async def sign_session(
 
 
 @router.post(
-    "/sessions/{session_id}/addenda", response_model=AddendumPublic, status_code=status.HTTP_201_CREATED,
+    "/sessions/{session_id}/addenda", response_model=AddendumPublic | CreatedMinimal,
+    status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 async def add_addendum(
     session_id: uuid.UUID, body: AddendumCreate, caller: CallerDep, session: SessionDep, request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> AddendumPublic:
+    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+) -> AddendumPublic | CreatedMinimal:
     """Append a correction or later observation to a signed session (author and time recorded)."""
 
     async def create() -> Created:
@@ -109,4 +117,5 @@ async def add_addendum(
         return Created(body=AddendumPublic.model_validate(addendum, from_attributes=True).model_dump(mode="json"))
 
     return await run_idempotent(session, caller, idempotency_key, request, body, create,
-                                lambda stored: service.authorize_replay(session, caller, stored["session_id"]))
+                                lambda stored: service.authorize_replay(session, caller, stored["session_id"]),
+                                minimal=CreatedMinimal if minimal else None)

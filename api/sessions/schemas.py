@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.sync import WATERMARK
 from api.pagination import Page
 from api.plans.schemas import Medication, Route
 from api.scores.schemas import RecordedAt
@@ -76,7 +77,7 @@ class WarningCode(StrEnum):
     severe_adverse_event = "severe_adverse_event"
 
 
-class Severity(StrEnum):
+class AdverseEventSeverity(StrEnum):
     mild = "mild"
     moderate = "moderate"
     severe = "severe"
@@ -119,7 +120,7 @@ class VitalSign(RequestModel):
 
 class AdverseEvent(RequestModel):
     kind: AdverseEventKind
-    severity: Severity
+    severity: AdverseEventSeverity
     action: Action = Field(description="What was done, e.g. 'ondansetron 4 mg' or 'observed, resolved'")
     description: Description | None = Field(default=None, description="Required when kind is other")
     at: Instant | None = None
@@ -270,7 +271,7 @@ class VitalSignPublic(BaseModel):
 
 class AdverseEventPublic(BaseModel):
     kind: AdverseEventKind
-    severity: Severity
+    severity: AdverseEventSeverity
     action: str
     description: str | None
     at: dt.datetime | None
@@ -340,5 +341,12 @@ class SessionPublic(PatientSessionPublic):
 SessionView = SessionPublic | PatientSessionPublic
 
 
+class SessionMinimal(BaseModel):
+    """The session's creation answered under `Prefer: return=minimal`: id and status only."""
+
+    id: uuid.UUID
+    status: SessionStatus
+
+
 class SessionPage(Page[SessionView]):
-    pass
+    sync_watermark: dt.datetime = Field(description=WATERMARK)

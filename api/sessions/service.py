@@ -8,6 +8,7 @@ bumps it once more, freezes the warnings and adds a `session.signed` outbox even
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from api.authz import READ, WRITE_SESSIONS, Permission, authorize_patient, autho
 from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from api.preconditions import check_if_match
 from api.security.tokens import Caller
+from api.sync import first_page_watermark, refuse_filter
 from api.sessions import queries, warnings
 from api.sessions.schemas import (
     CONTENT_FIELDS,
@@ -166,17 +168,24 @@ async def read_session(session: AsyncSession, caller: Caller, session_id: uuid.U
 
 
 async def list_sessions(
-    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, *, status: SessionStatus | None, limit: int,
-    cursor: str | None,
+    session: AsyncSession, caller: Caller, patient_id: uuid.UUID, *, status: SessionStatus | None,
+    updated_since: dt.datetime | None, limit: int, cursor: str | None,
 ) -> SessionPage:
+    """Sessions are never deleted, and nothing leaves a caller's view: a patient's draft appears when it is signed
+    (its updated_at is the signing), and signed sessions stay signed. So delta sync has no tombstones to hand out."""
+    if updated_since is not None and status is not None:
+        raise refuse_filter("status")
+    watermark = first_page_watermark(cursor)
     await authorize_patient(session, caller, patient_id, "session.list", resource_type="session")
     statuses = PATIENT_VISIBLE if caller.role == Role.patient else tuple(SessionStatus)
     if status is not None:
         statuses = tuple(s for s in statuses if s == status)
-    rows, next_cursor = await queries.page(session, patient_id, statuses=statuses, limit=limit, cursor=cursor)
+    rows, next_cursor = await queries.page(session, patient_id, statuses=statuses, updated_since=updated_since,
+                                           limit=limit, cursor=cursor, carry=watermark.isoformat())
     addenda = await queries.addenda(session, [row.id for row in rows]) if caller.role != Role.patient else {}
     await session.commit()
-    return SessionPage(items=[present(row, caller, addenda.get(row.id, [])) for row in rows], next_cursor=next_cursor)
+    return SessionPage(items=[present(row, caller, addenda.get(row.id, [])) for row in rows], next_cursor=next_cursor,
+                       sync_watermark=watermark)
 
 
 async def update_session(
@@ -276,7 +285,10 @@ async def add_addendum(
     row, _ = await _authorized_session(session, caller, session_id, "session.addendum", WRITE_SESSIONS)
     if row.status != SessionStatus.signed:
         raise Conflict("Addenda are for signed sessions; edit the draft itself with PATCH")
-    addendum = SessionAddendum(session_id=row.id, text=body.text, author_id=caller.user_id, created_at=utcnow())
+    now = utcnow()
+    addendum = SessionAddendum(session_id=row.id, text=body.text, author_id=caller.user_id, created_at=now)
     session.add(addendum)
+    # The care team's view of the session now lists one more addendum: a change for delta sync.
+    await queries.touch(session, row.id, now)
     await session.commit()
     return addendum

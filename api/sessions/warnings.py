@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.plans.schemas import DoseUnit, Medication, Route
-from api.sessions.schemas import SessionCreate, Severity, VitalPhase, VitalSign, WarningCode
+from api.sessions.schemas import AdverseEventSeverity, SessionCreate, VitalPhase, VitalSign, WarningCode
 from models.organizations import Organization
 from models.plans import TreatmentPlan
 
@@ -212,7 +212,8 @@ def _discharge_criteria(content: SessionCreate) -> dict[str, str] | None:
 
 
 def _severe_adverse_events(content: SessionCreate) -> dict[str, str] | None:
-    kinds = [event.kind.value for event in content.adverse_events if event.severity == Severity.severe]
+    kinds = [event.kind.value for event in content.adverse_events
+             if event.severity == AdverseEventSeverity.severe]
     if kinds:
         return _warning(WarningCode.severe_adverse_event, f"Severe adverse event: {', '.join(kinds)}")
     return None

@@ -7,6 +7,7 @@ from api.deps import AdminCaller, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from api.prefer import CreatedMinimal, MinimalPreferred
 from api.users import service
 from api.users.schemas import UserCreate, UserPublic, UserUpdate
 from models.users import Role
@@ -15,12 +16,13 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
 @router.post(
-    "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 422)
+    "", response_model=UserPublic | CreatedMinimal, status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409, 422)
 )
 async def create_user(
-    body: UserCreate, caller: AdminCaller, session: SessionDep, request: Request,
+    body: UserCreate, caller: AdminCaller, session: SessionDep, request: Request, minimal: MinimalPreferred,
     idempotency_key: IdempotencyKey = None,
-) -> UserPublic:
+) -> UserPublic | CreatedMinimal:
     """Create a clinician or admin in the caller's organization (admins only)."""
 
     async def create() -> Created:
@@ -29,7 +31,8 @@ async def create_user(
 
     # Staff records of the caller's own organization, for admins only (AdminCaller): nothing patient-scoped to
     # re-check on a replay.
-    return await run_idempotent(session, caller, idempotency_key, request, body, create, None)
+    return await run_idempotent(session, caller, idempotency_key, request, body, create, None,
+                                minimal=CreatedMinimal if minimal else None)
 
 
 @router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))
