@@ -207,6 +207,9 @@ def seed_ours(scale: dict, reseed: bool) -> None:
                     "-v", f"organization={ORGANIZATION}", "-v", f"clinician={CLINICIAN}",
                     "-v", f"patient_user={PATIENT_USER}", "-f", str(OURS_FILES[0])],
                    check=True, stdout=subprocess.DEVNULL)
+    # The seed rebuilds the score table's indexes and constraints: the schema must still be the migrations' own.
+    from api.migrate import check
+    check(url)
     asyncio.run(check_seed())
     log(f"calmtrack: seeded and checked in {time.monotonic() - started:.0f} s")
     mark_seeded(OURS_DB, {**marker, "seeded_at": dt.datetime.now(dt.UTC).isoformat()})

@@ -1,14 +1,14 @@
 -- Calmtrack at the floor's scale (../shared/bench/floor/seed.sql), seeded the same way:
 --   psql DATABASE -v patients=2000 -v panel=500 -v days=365 \
 --        -v organization=UUID -v clinician=UUID -v patient_user=UUID -f bench/seed.sql
--- into a database migrated with `calmtrack migrate` (so every index is the migrations' own, maintained as the rows
--- go in). :patients patients with :days daily GAD-7 scores each; clinician :clinician has the first :panel
--- patients on their care team; :patient_user is the login of the last patient (id 0x…07d0 at 2,000 patients), who
--- posts scores in the ingest scenario. Every patient also has what the chart and the dashboard read: an active
--- treatment plan that started :days days ago (weekly GAD-7, created as a draft then activated: two revisions) and
--- four signed iv ketamine sessions in the plan's induction phase (every 3 days from its start, no warnings).
--- The plan and session JSON is what the API stores for a valid PlanCreate / SessionCreate (bench/run.py checks
--- it against those models after seeding). A progress line per step goes to stderr.
+-- into a database migrated with `calmtrack migrate` (so every index is the migrations' own). :patients patients
+-- with :days daily GAD-7 scores each; clinician :clinician has the first :panel patients on their care team;
+-- :patient_user is the login of the last patient (id 0x…07d0 at 2,000 patients), who posts scores in the ingest
+-- scenario. Every patient also has what the chart and the dashboard read: an active treatment plan that started
+-- :days - 1 days ago (weekly GAD-7, created as a draft then activated: two revisions) and four signed iv ketamine
+-- sessions in the plan's induction phase (every 3 days from its start, no warnings). The plan and session JSON is
+-- what the API stores for a valid PlanCreate / SessionCreate (bench/run.py checks it against those models after
+-- seeding). A progress line per step goes to stderr.
 \set ON_ERROR_STOP on
 set synchronous_commit = off;  -- a crash mid-seed means seeding again anyway
 set client_min_messages = warning;
@@ -121,6 +121,21 @@ select pg_temp.progress('dosing sessions', :ROW_COUNT) as msg \gset
 \warn :msg
 
 -- Scores exactly as the floor's: one a day per patient for :days days up to now, slowly improving with noise.
+-- Millions of rows go in faster without maintaining three b-trees (one on random uuids) and two foreign-key checks
+-- per row: the score table's indexes and constraints are dropped and then rebuilt from their own definitions
+-- (pg_get_indexdef / pg_get_constraintdef), so the schema ends exactly as the migrations made it.
+create temporary table score_schema as
+select 1 as step, format('alter table score add constraint %I %s', conname, pg_get_constraintdef(oid)) as ddl,
+       format('alter table score drop constraint %I', conname) as undo
+  from pg_constraint where conrelid = 'score'::regclass and contype in ('p', 'f')
+union all
+select 2, pg_get_indexdef(indexrelid), format('drop index %I', indexrelid::regclass::text)
+  from pg_index where indrelid = 'score'::regclass
+   and indexrelid not in (select conindid from pg_constraint where conrelid = 'score'::regclass);
+do $$ declare r record; begin
+  for r in select undo from score_schema order by step desc loop execute r.undo; end loop;
+end $$;
+
 insert into score (id, patient_id, instrument, items, total, severity, recorded_at, recorded_offset_minutes,
                    received_at, source, entered_by, note, updated_at, deleted_at)
 select gen_random_uuid(), x.patient_id, 'gad7', '[1,1,1,1,1,1,1]'::json, x.total,
@@ -131,6 +146,13 @@ select gen_random_uuid(), x.patient_id, 'gad7', '[1,1,1,1,1,1,1]'::json, x.total
                now() - make_interval(days => d) as at
           from patient p, generate_series(0, :days - 1) d) x;
 select pg_temp.progress('scores', :ROW_COUNT) as msg \gset
+\warn :msg
+
+set maintenance_work_mem = '256MB';
+do $$ declare r record; begin
+  for r in select ddl from score_schema order by step loop execute r.ddl; end loop;
+end $$;
+select pg_temp.progress('score indexes and constraints', (select count(*) from score_schema)) as msg \gset
 \warn :msg
 
 analyze;
