@@ -180,7 +180,17 @@ def finish_floor(seeding: Seeding | None) -> None:
         sys.exit(f"seeding the floor failed: {err}")
     scores = asyncio.run(_count(FLOOR_DB, "score"))
     log(f"floor: seeded {scores:,} scores in {time.monotonic() - seeding.started:.0f} s")
+    vacuum(FLOOR_DB)
     mark_seeded(FLOOR_DB, {**seeding.marker, "seeded_at": dt.datetime.now(dt.UTC).isoformat()})
+
+
+def vacuum(database: str) -> None:
+    """Both sides are vacuumed once seeded, as autovacuum would have done to tables this old in production: the
+    visibility map is set (index-only scans can skip the heap) and autovacuum has nothing left to do on the
+    millions of inserted rows while wrk runs."""
+    started = time.monotonic()
+    run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{PG}/{database}", "-c", "vacuum (analyze)"])
+    log(f"{database}: vacuum (analyze) in {time.monotonic() - started:.0f} s")
 
 
 async def _count(database: str, table: str) -> int:
@@ -211,6 +221,7 @@ def seed_ours(scale: dict, reseed: bool) -> None:
     from api.migrate import check
     check(url)
     asyncio.run(check_seed())
+    vacuum(OURS_DB)
     log(f"calmtrack: seeded and checked in {time.monotonic() - started:.0f} s")
     mark_seeded(OURS_DB, {**marker, "seeded_at": dt.datetime.now(dt.UTC).isoformat()})
 
@@ -309,10 +320,20 @@ def memory_mb(pid: int) -> dict[str, float]:
 def get(url: str, token: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def timed_ms(url: str, token: str, headers: dict[str, str] | None = None, times: int = 3) -> float:
+    """The best of a few sequential requests: one request's latency on an otherwise idle server."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        get(url, token, headers)
+        best = min(best, (time.perf_counter() - started) * 1000)
+    return best
 
 
 def smoke(token: str, panel: int) -> str:
@@ -335,6 +356,9 @@ def smoke(token: str, panel: int) -> str:
         sys.exit(f"smoke: the dashboard answered {status} with {len(items)} rows: {body[:500]!r}")
     log(f"smoke: chart 200 ({len(chart['points'])} weeks, {len(chart['sessions'])} sessions, ETag {tag}), "
         f"If-None-Match 304, dashboard 200 ({len(items)} rows)")
+    log("one request at a time (best of 3): chart {:.1f} ms, chart 304 {:.1f} ms, dashboard {:.1f} ms".format(
+        timed_ms(base + CHART, token), timed_ms(base + CHART, token, {"If-None-Match": tag}),
+        timed_ms(base + SCENARIOS["dashboard"].ours_path, token)))
     return tag
 
 
@@ -359,8 +383,10 @@ def wrk(url: str, token: str, script: Path | None, duration: int, connections: i
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
-    if rps == 0:
-        sys.exit(f"wrk completed no request in {duration} s against {url}: a longer --duration is needed\n{out}")
+    if rps == 0:  # every answer took longer than the run: its latency is unknown, only "above the duration"
+        log(f"    WARNING: no request completed in {duration} s against {url}")
+        return {"rps": 0.0, "p50": f">{duration}s", "p99": f">{duration}s", "p99_ms": float(duration * 1000),
+                "non_2xx": 0, "socket_errors": None, "none_completed": True}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p50": p50, "p99": p99, "p99_ms": to_ms(p99), "non_2xx": int(errors.group(1)) if errors else 0,
