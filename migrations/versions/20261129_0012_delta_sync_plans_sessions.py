@@ -7,7 +7,7 @@ score lists do. An addendum changes what the care team's session list shows, so 
 that changes nothing but `updated_at`, and only forward. Every other column of a signed session stays as signed.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-11-29 10:00:00.000000
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0012'
-down_revision: str | None = '0008'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
