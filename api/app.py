@@ -18,6 +18,9 @@ from api.alerts.router import router as alerts_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.charts.router import router as charts_router
+from api.clients.router import OPENAPI_SCHEMAS as CLIENT_SCHEMAS
+from api.clients.router import router as clients_router
+from api.clients.router import token_router
 from api.dashboard.router import router as dashboard_router
 from api.db import create_engine, session_factory
 from api.deps import get_session, get_session_factory
@@ -45,7 +48,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router)
+           schedules_router, dashboard_router, reports_router, token_router, clients_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -94,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", "X-Sync-Watermark", "Content-Disposition"],
         )
     _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
@@ -105,6 +108,12 @@ def operation_id(route: APIRoute) -> str:
     """`<tag>-<function name>`, e.g. `scores-create_my_score`: the method names of generated clients, so short and
     stable (the framework's default appends the path and method)."""
     return f"{route.tags[0]}-{route.name}"
+
+
+def _oauth_error(response: dict[str, Any]) -> bool:
+    """A response the route documents as an RFC 6749 error (the token endpoint), not a problem."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref", "").endswith("/OAuthErrorBody")
 
 
 def _uses_database(dependant: Dependant) -> bool:
@@ -132,6 +141,11 @@ def _document_problems(app: FastAPI) -> None:
         components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
         components.setdefault("FieldError", FieldError.model_json_schema())
         components["Problem"].pop("$defs", None)
+        # The OAuth token endpoint's form body and RFC 6749 error body, which its route declares by reference.
+        for name, model in CLIENT_SCHEMAS.items():
+            components.setdefault(name, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schema["components"].setdefault("securitySchemes", {}).setdefault(
+            "HTTPBasic", {"type": "http", "scheme": "basic", "description": "API client id and secret (RFC 6749 2.3.1)"})
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
@@ -151,7 +165,7 @@ def _document_problems(app: FastAPI) -> None:
                 for status in implied:
                     responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
                 for code, response in responses.items():
-                    if code.isdigit() and int(code) >= 400:
+                    if code.isdigit() and int(code) >= 400 and not _oauth_error(response):
                         response["content"] = {
                             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                         }

@@ -2,7 +2,7 @@ from fastapi import APIRouter, status
 
 from api.auth import service
 from api.auth.schemas import EnrollRequest, LoginRequest, Me, RefreshRequest, TokenPair
-from api.deps import CallerDep, SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, UserCaller
 from api.errors import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["auth"])
@@ -34,6 +34,6 @@ async def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep
     return await service.enroll(session, settings, body)
 
 
-@router.get("/me", response_model=Me, responses=problem_responses(401))
-async def read_me(caller: CallerDep, session: SessionDep) -> Me:
+@router.get("/me", response_model=Me, responses=problem_responses(401, 403))
+async def read_me(caller: UserCaller, session: SessionDep) -> Me:
     return await service.me(session, caller)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes
-from api.authz import authorize_patient
+from api.authz import READ_SCORES, authorize_patient
 from api.charts import queries
 from api.charts.schemas import (
     Baseline,
@@ -169,7 +169,7 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
 
 
 async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
-    patient = await authorize_patient(session, caller, patient_id, "chart.read")
+    patient = await authorize_patient(session, caller, patient_id, "chart.read", allow=READ_SCORES)
     patient_id, timezone = patient.id, patient.timezone
     zone = ZoneInfo(timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts import service as alerts
-from api.authz import authorize_patient
+from api.authz import READ_SCORES, authorize_patient
 from api.instruments.registry import INSTRUMENTS
 from api.schedules import queries, rules
 from api.schedules.schemas import ScheduleItem, SchedulePublic
@@ -25,7 +25,8 @@ def local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 
 async def schedule(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None) -> SchedulePublic:
-    patient = await authorize_patient(session, caller, patient_id, "schedule.read", resource_type="schedule")
+    patient = await authorize_patient(session, caller, patient_id, "schedule.read", allow=READ_SCORES,
+                                      resource_type="schedule")
     patient_id, timezone = patient.id, patient.timezone
     zone = ZoneInfo(timezone)
     now = utcnow()
