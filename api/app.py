@@ -22,6 +22,7 @@ from api.clients.router import OPENAPI_SCHEMAS as CLIENT_SCHEMAS
 from api.clients.router import router as clients_router
 from api.clients.router import token_router
 from api.dashboard.router import router as dashboard_router
+from api.exports.router import router as exports_router
 from api.db import create_engine, session_factory
 from api.deps import get_session, get_session_factory
 from api.errors import FieldError, Problem, install_error_handlers
@@ -48,7 +49,8 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router, token_router, clients_router)
+           schedules_router, dashboard_router, reports_router, token_router, clients_router,
+           exports_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,7 +10,6 @@ from urllib.parse import quote_plus
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from api.security.scopes import Scope
 from models import ApiClient, AuditEvent
