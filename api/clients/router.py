@@ -9,7 +9,7 @@ from api.deps import AdminCaller, SessionDep, SettingsDep
 from api.errors import OAuthErrorBody, problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 
-router = APIRouter(prefix="/v1/api-clients", tags=["api-clients"])
+router = APIRouter(prefix="/v1/api-clients", tags=["clients"])
 
 
 @router.post("", response_model=ApiClientCreated, status_code=status.HTTP_201_CREATED,
