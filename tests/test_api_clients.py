@@ -340,3 +340,10 @@ async def test_the_token_endpoint_is_documented_for_generated_clients():
     components = openapi_document()["components"]
     assert {"TokenRequest", "OAuthErrorBody", "TokenAnswer"} <= set(components["schemas"])
     assert components["securitySchemes"]["HTTPBasic"]["scheme"] == "basic"
+
+
+async def test_the_instrument_catalogue_is_open_to_any_client(client, world):
+    """Reference data (item wording, ranges, bands) an integration needs to read scores; nothing about anyone."""
+    for name in ("client_webhooks_manage", "client_b"):
+        answer = await client.get("/v1/instruments", headers=world.clients[name].headers)
+        assert answer.status_code == 200 and {i["code"] for i in answer.json()["items"]} >= {"gad7", "phq9"}

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, Select, and_, or_, select
+from sqlalchemy import RowMapping, Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,18 +53,22 @@ def _changed(organization_id: uuid.UUID, since: dt.datetime | None, until: dt.da
 
 async def changed_scores(
     engine: AsyncEngine, organization_id: uuid.UUID, since: dt.datetime | None, until: dt.datetime,
-    *, batch: int = EXPORT_BATCH,
+    *, batch: int | None = None,
 ) -> AsyncIterator[list[RowMapping]]:
     """Every score of the organization changed in [since, until), tombstones included, oldest change first, in
     keyset pages of `batch` rows over (updated_at, id) (index ix_score_updated): memory stays at one page whatever
     the total, and no transaction stays open between pages, so a long pull holds back neither vacuum nor writers.
     Rows changed before `until` were committed before the export began (until trails the clock by the delta-sync
     margin), so the pages see a stable set."""
+    batch = batch or EXPORT_BATCH
     after: tuple[dt.datetime, uuid.UUID] | None = None
     while True:
         stmt = _changed(organization_id, since, until)
         if after is not None:
-            stmt = stmt.where(or_(Score.updated_at > after[0], and_(Score.updated_at == after[0], Score.id > after[1])))
+            # A row-value comparison, not the equivalent OR: PostgreSQL then walks the index from the position
+            # (an index range scan that stops at the LIMIT) instead of collecting and sorting every later row for
+            # each page, which made the whole export quadratic.
+            stmt = stmt.where(tuple_(Score.updated_at, Score.id) > tuple_(*after))
         stmt = stmt.order_by(Score.updated_at, Score.id).limit(batch)
         async with engine.connect() as connection:
             rows: list[Any] = (await connection.execute(stmt)).mappings().all()
