@@ -2,9 +2,9 @@
 
 A patient is visible to (a) that patient, (b) clinicians on the patient's care team, (c) admins of the patient's
 organization, (d) the organization's API clients, which may then act only as far as their token's scopes admit
-(`Permission.scopes`); nothing crosses organizations. Every patient-scoped query filters through `visible_patients`, and
-every route that takes a patient id loads it through `authorize_patient`: what the caller may not see does not
-exist (404), and the attempt is audited as denied.
+(`Permission.scopes`); nothing crosses organizations. Every patient-scoped query filters through
+`visible_patients`, and every route that takes a patient id loads it through `authorize_patient`: what the caller
+may not see does not exist (404), and the attempt is audited as denied.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ async def full_record(client, world) -> dict:
     scores = [await score(client, world.patient_user, world.patient.id, code, items)
               for code, items in EVERY_INSTRUMENT.items()]
     retracted = await score(client, world.patient_user, world.patient.id, "gad7", [0] * 7)
-    assert (await client.delete(f"/v1/me/scores/{retracted['id']}", headers=world.patient_user.headers)).status_code == 204
+    retract = await client.delete(f"/v1/me/scores/{retracted['id']}", headers=world.patient_user.headers)
+    assert retract.status_code == 204
     return {"plan": plan, "sessions": signed, "scores": scores, "retracted": retracted}
 
 

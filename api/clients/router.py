@@ -4,7 +4,14 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from api.clients import service
-from api.clients.schemas import ApiClientCreate, ApiClientCreated, ApiClientPage, ApiClientPublic, TokenAnswer, TokenRequest
+from api.clients.schemas import (
+    ApiClientCreate,
+    ApiClientCreated,
+    ApiClientPage,
+    ApiClientPublic,
+    TokenAnswer,
+    TokenRequest,
+)
 from api.deps import AdminCaller, SessionDep, SettingsDep
 from api.errors import OAuthErrorBody, problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery

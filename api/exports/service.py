@@ -68,7 +68,8 @@ async def start_bulk(
 ) -> None:
     """Audits the pull (once, whatever the number of rows) before anything is streamed."""
     audit.record(session, caller, "score.export", resource_type="score",
-                 resource_id=f"{format}:{int(updated_since.timestamp()) if updated_since else ''}-{int(until.timestamp())}")
+                 resource_id=f"{format}:{int(updated_since.timestamp()) if updated_since else ''}"
+                             f"-{int(until.timestamp())}")
     await session.commit()
 
 
