@@ -18,7 +18,11 @@ from api.alerts.router import router as alerts_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.charts.router import router as charts_router
+from api.clients.router import OPENAPI_SCHEMAS as CLIENT_SCHEMAS
+from api.clients.router import router as clients_router
+from api.clients.router import token_router
 from api.dashboard.router import router as dashboard_router
+from api.exports.router import router as exports_router
 from api.db import create_engine, session_factory
 from api.deps import get_session, get_session_factory
 from api.compression import ResponseCompression
@@ -49,7 +53,8 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router, mfa_router)
+           schedules_router, dashboard_router, reports_router, mfa_router, token_router, clients_router,
+           exports_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -101,9 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Content-Encoding", "If-Match", "Idempotency-Key",
-                           "Prefer", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "Retry-After", "Preference-Applied"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding", "If-Match", "If-None-Match",
+                           "Idempotency-Key", "Prefer", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", "Preference-Applied", "X-Sync-Watermark",
+                            "Content-Disposition"],
         )
     _wrap_outermost(app, RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                     body_limits={route: max(limit, settings.max_body_bytes) for route, limit in BODY_LIMITS.items()})
@@ -126,6 +132,12 @@ def operation_id(route: APIRoute) -> str:
     """`<tag>-<function name>`, e.g. `scores-create_my_score`: the method names of generated clients, so short and
     stable (the framework's default appends the path and method)."""
     return f"{route.tags[0]}-{route.name}"
+
+
+def _oauth_error(response: dict[str, Any]) -> bool:
+    """A response the route documents as an RFC 6749 error (the token endpoint), not a problem."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref", "").endswith("/OAuthErrorBody")
 
 
 def _uses_database(dependant: Dependant) -> bool:
@@ -153,6 +165,11 @@ def _document_problems(app: FastAPI) -> None:
         components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
         components.setdefault("FieldError", FieldError.model_json_schema())
         components["Problem"].pop("$defs", None)
+        # The OAuth token endpoint's form body and RFC 6749 error body, which its route declares by reference.
+        for name, model in CLIENT_SCHEMAS.items():
+            components.setdefault(name, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schema["components"].setdefault("securitySchemes", {}).setdefault(
+            "HTTPBasic", {"type": "http", "scheme": "basic", "description": "API client id and secret (RFC 6749 2.3.1)"})
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
@@ -180,7 +197,7 @@ def _document_problems(app: FastAPI) -> None:
                     responses.setdefault(str(status), {"description": IMPLIED_DESCRIPTIONS.get(
                         status, HTTPStatus(status).phrase)})
                 for code, response in responses.items():
-                    if code.isdigit() and int(code) >= 400:
+                    if code.isdigit() and int(code) >= 400 and not _oauth_error(response):
                         response["content"] = {
                             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                         }

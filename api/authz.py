@@ -1,9 +1,10 @@
 """The single authorisation path for patient-scoped data (the contract's "Roles and who sees what").
 
 A patient is visible to (a) that patient, (b) clinicians on the patient's care team, (c) admins of the patient's
-organization; nothing crosses organizations. Every patient-scoped query filters through `visible_patients`, and
-every route that takes a patient id loads it through `authorize_patient`: what the caller may not see does not
-exist (404), and the attempt is audited as denied.
+organization, (d) the organization's API clients, which may then act only as far as their token's scopes admit
+(`Permission.scopes`); nothing crosses organizations. Every patient-scoped query filters through
+`visible_patients`, and every route that takes a patient id loads it through `authorize_patient`: what the caller
+may not see does not exist (404), and the attempt is audited as denied.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from sqlalchemy import ColumnElement, Select, Uuid, and_, bindparam, exists, fal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
-from api.errors import Forbidden, NotFound
+from api.errors import Forbidden, InsufficientScope, NotFound
+from api.security.scopes import Scope
 from api.security.tokens import Caller
 from models.patients import CareTeamMember, CareTeamRole, Patient
 from models.users import Role
 
-ALL_ROLES: frozenset[Role] = frozenset(Role)
+# The account roles (users). API clients are admitted by scopes instead, never by these.
+ALL_ROLES: frozenset[Role] = frozenset({Role.admin, Role.clinician, Role.patient})
 STAFF: frozenset[Role] = frozenset({Role.admin, Role.clinician})
 ALL_TEAM_ROLES: frozenset[CareTeamRole] = frozenset(CareTeamRole)
 
@@ -33,28 +36,50 @@ class Permission:
     The contract's "Users, patients, care teams": a prescriber may do everything clinical; a monitor drafts and
     edits sessions, records in-clinic scores and acknowledges alerts but writes no plan; a therapist reads, records
     in-clinic scores and acknowledges alerts. docs/access.md has the whole table.
+
+    An API client may perform the act when its token holds every one of `scopes`; with no scopes, never.
     """
 
     roles: frozenset[Role]
     team_roles: frozenset[CareTeamRole] = ALL_TEAM_ROLES
     description: str = ""
+    scopes: frozenset[Scope] = frozenset()
 
     def allows(self, role: Role, team_role: CareTeamRole | None) -> bool:
         if role not in self.roles:
             return False
         return role != Role.clinician or not self.restricts_team or team_role in self.team_roles
 
+    def missing_scopes(self, caller: Caller) -> frozenset[Scope] | None:
+        """For an API client: the scopes its token lacks for this act (empty: admitted), or None when no scope
+        admits clients to it at all."""
+        if not self.scopes:
+            return None
+        return frozenset(scope for scope in self.scopes if scope not in caller.scopes)
+
     @property
     def restricts_team(self) -> bool:
         return Role.clinician in self.roles and self.team_roles != ALL_TEAM_ROLES
 
 
-def _permission(roles: set[Role], team_roles: set[CareTeamRole] = set(ALL_TEAM_ROLES), description: str = ""):
-    return Permission(frozenset(roles), frozenset(team_roles), description)
+def _permission(roles: set[Role], team_roles: set[CareTeamRole] = set(ALL_TEAM_ROLES), description: str = "",
+                scopes: set[Scope] = set()):
+    return Permission(frozenset(roles), frozenset(team_roles), description, frozenset(scopes))
 
 
+# Reading, per kind of record: whoever sees the patient, and API clients holding the kind's scope. READ alone
+# (progress reports) admits no client.
 READ = _permission(set(ALL_ROLES), description="read")
-STAFF_READ = _permission(set(STAFF), description="read staff-only records of")
+READ_PATIENT = _permission(set(ALL_ROLES), description="read", scopes={Scope.patients_read})
+READ_PLANS = _permission(set(ALL_ROLES), description="read the plans of", scopes={Scope.plans_read})
+READ_SESSIONS = _permission(set(ALL_ROLES), description="read the sessions of", scopes={Scope.sessions_read})
+READ_SCORES = _permission(set(ALL_ROLES), description="read the scores of", scopes={Scope.scores_read})
+# The FHIR export holds the patient, plans, sessions and scores: a client needs the read scope of each.
+EXPORT_RECORD = _permission(set(ALL_ROLES), description="export the record of",
+                            scopes={Scope.patients_read, Scope.plans_read, Scope.sessions_read, Scope.scores_read})
+READ_ALERTS = _permission(set(STAFF), description="read the alerts of", scopes={Scope.alerts_read})
+# Plan revision history: staff-only records.
+READ_PLAN_REVISIONS = _permission(set(STAFF), description="read staff-only records of", scopes={Scope.plans_read})
 # Demographics and enrollment codes: any care-team clinician, and admins.
 MANAGE_PATIENT = _permission(set(STAFF), description="manage")
 # The patient's own time zone: the patient too.
@@ -65,7 +90,10 @@ MANAGE_CARE_TEAM = _permission(set(STAFF), {CareTeamRole.prescriber}, "change th
 WRITE_PLANS = _permission({Role.clinician}, {CareTeamRole.prescriber}, "write treatment plans for")
 WRITE_SESSIONS = _permission({Role.clinician}, {CareTeamRole.prescriber, CareTeamRole.monitor},
                              "write dosing sessions for")
-ENTER_SCORES = _permission({Role.patient, Role.clinician}, description="enter scores for")
+ENTER_SCORES = _permission({Role.patient, Role.clinician}, description="enter scores for",
+                           scopes={Scope.scores_write})
+# Retracting: a patient their reports, the care team in-clinic scores; no API client (not in its scopes' map).
+RETRACT_SCORES = _permission({Role.patient, Role.clinician}, description="retract scores of")
 ACKNOWLEDGE_ALERTS = _permission({Role.clinician}, description="acknowledge alerts of")
 OWN_RECORDS_ONLY = _permission({Role.patient}, description="act as")
 # Who may supervise (and so sign) a dosing session.
@@ -79,7 +107,7 @@ def on_care_team(user_id: uuid.UUID, patient_id: ColumnElement) -> ColumnElement
 def visible_patients(caller: Caller) -> ColumnElement[bool]:
     """WHERE clause on `Patient` selecting exactly the patients the caller may see."""
     same_org = Patient.organization_id == caller.organization_id
-    if caller.role == Role.admin:
+    if caller.role in (Role.admin, Role.api_client):
         return same_org
     if caller.role == Role.clinician:
         return and_(same_org, on_care_team(caller.user_id, Patient.id))
@@ -134,8 +162,10 @@ async def authorize_patient(
     """Loads a patient the caller may see and act on, recording the access in the audit log.
 
     Visibility is checked before the permission, so a caller learns nothing about a patient it may not see (404)
-    and only gets 403 for a patient it can see but may not act on in this way. The audit event joins the request's
-    transaction; a denied attempt is committed at once.
+    and only gets 403 for a patient it can see but may not act on in this way. An API client sees its whole
+    organization and acts as far as `allow.scopes` admit (403 `insufficient_scope` naming what its token lacks, or
+    403 when no scope admits clients to the act). The audit event joins the request's transaction; a denied attempt
+    is committed at once.
     """
     resource_id = resource_id or patient_id
     with_team_role = allow.restricts_team and caller.role == Role.clinician
@@ -147,7 +177,15 @@ async def authorize_patient(
         await _deny_unseen(session, caller, action, resource_type=resource_type, resource_id=resource_id,
                            patient_id=patient_id)
         raise NotFound("Patient not found")
-    if not allow.allows(caller.role, team_role and CareTeamRole(team_role)):
+    if caller.is_client:
+        missing = allow.missing_scopes(caller)
+        if missing is None or missing:
+            await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id,
+                                      patient_id=patient_id)
+            if missing is None:
+                raise Forbidden(f"API clients may not {allow.description or 'do this for'} a patient ({action})")
+            raise InsufficientScope(missing)
+    elif not allow.allows(caller.role, team_role and CareTeamRole(team_role)):
         await audit.record_denied(session, caller, action, resource_type=resource_type, resource_id=resource_id,
                                   patient_id=patient_id)
         who = f"a {team_role} on the care team" if team_role else f"the {caller.role.value} role"

@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import Forbidden, InvalidAccessToken, MfaEnrollmentRequired, Unauthorized
+from api.errors import Forbidden, InsufficientScope, InvalidAccessToken, MfaEnrollmentRequired, Unauthorized
+from api.security.scopes import Scope
 from api.security.tokens import Caller, InvalidToken, decode_access_token
 from api.settings import Settings
 from models.users import Role
@@ -75,15 +76,24 @@ async def _authenticate(request: Request, credentials: HTTPAuthorizationCredenti
 # Both dependencies read the token themselves rather than depend on each other: every level of dependencies costs
 # FastAPI measurable work on every request, and these run on all of them.
 async def get_caller(request: Request, credentials: BearerCredentials) -> Caller:
+    """Any valid token, an API client's included: for patient-scoped routes, whose gate is
+    `api.authz.authorize_patient` (it admits a client only as far as the act's `Permission.scopes` say)."""
     return await _authenticate(request, credentials)
 
 
-def require_roles(*roles: Role):
+def require_roles(*roles: Role, scope: Scope | None = None):
+    """Users of `roles`; API clients only when the route names the `scope` that admits them (403 without it,
+    `insufficient_scope` when the token lacks it)."""
     allowed = frozenset(roles)
 
     async def check(request: Request, credentials: BearerCredentials) -> Caller:
         caller = await _authenticate(request, credentials)
-        if caller.role not in allowed:
+        if caller.is_client:
+            if scope is None:
+                raise Forbidden("This operation is not available to API clients")
+            if scope not in caller.scopes:
+                raise InsufficientScope([scope])
+        elif caller.role not in allowed:
             raise Forbidden(f"This operation is not available to the {caller.role.value} role")
         return caller
 
@@ -91,6 +101,12 @@ def require_roles(*roles: Role):
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+# Any user (admin, clinician or patient), never an API client: e.g. /v1/me.
+UserCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, Role.patient))]
 AdminCaller = Annotated[Caller, Depends(require_roles(Role.admin))]
 StaffCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician))]
 PatientCaller = Annotated[Caller, Depends(require_roles(Role.patient))]
+# Routes about no one patient that an API client may call with the named scope.
+PatientListCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, scope=Scope.patients_read))]
+AlertReader = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, scope=Scope.alerts_read))]
+ScoreExporter = Annotated[Caller, Depends(require_roles(Role.admin, scope=Scope.scores_read))]

@@ -120,6 +120,19 @@ class MfaEnrollmentRequired(Forbidden):
     slug, title = "mfa-enrollment-required", "Two-factor sign-in required"
 
 
+class InsufficientScope(Forbidden):
+    """An API client's token lacks the scope a route needs (RFC 6750 section 3.1): the challenge names it, so the
+    client can ask for a token with it (or its admin can grant it)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, scopes: Iterable[str], detail: str | None = None, **kwargs: Any) -> None:
+        needed = " ".join(sorted(scopes))
+        super().__init__(detail or f"This API client's token lacks the scope this needs: {needed}", **kwargs)
+        self.headers.setdefault("WWW-Authenticate",
+                                f'Bearer realm="calmtrack", error="insufficient_scope", scope="{needed}"')
+
+
 class NotFound(ProblemError):
     status, slug, title = 404, "not-found", "Not found"
 
@@ -199,6 +212,25 @@ class RateLimited(ProblemError):
         super().__init__(detail, retry_after=retry_after)
 
 
+class OAuthError(Exception):
+    """An error of the OAuth token endpoint, answered as RFC 6749 section 5.2 JSON (`{error, error_description}`)
+    rather than problem+json: OAuth client libraries parse that shape."""
+
+    def __init__(self, status: int, error: str, description: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+        # Cache-Control: no-store is on every API answer already (api.middleware).
+        self.headers = {"Pragma": "no-cache", **(headers or {})}
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 section 5.2."""
+
+    error: str = Field(description="invalid_request | invalid_client | invalid_grant | unauthorized_client | "
+                                   "unsupported_grant_type | invalid_scope | temporarily_unavailable")
+    error_description: str | None = None
+
+
 def problem_document(
     status: int,
     *,
@@ -258,6 +290,11 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("%d %s (%s)", exc.status, exc.slug, _causes(exc))
         return JSONResponse({**exc.body(), "instance": request.url.path}, status_code=exc.status, headers=exc.headers,
                             media_type=PROBLEM_JSON)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "error_description": exc.description}, status_code=exc.status,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

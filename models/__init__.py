@@ -1,5 +1,6 @@
 """SQLModel tables, one module per domain. Importing this package registers every table on SQLModel.metadata."""
 
+from models.api_clients import ApiClient
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.audit import AuditEvent
 from models.dosing_sessions import DosingSession, SessionAddendum, SessionStatus
@@ -16,6 +17,7 @@ __all__ = [
     "Alert",
     "AlertPriority",
     "AlertStatus",
+    "ApiClient",
     "AuditEvent",
     "CareTeamMember",
     "CareTeamRole",

@@ -27,8 +27,10 @@ class Score(SQLModel, table=True):
     # The offset the client wrote recorded_at with (minutes east of UTC): the patient's wall-clock time survives.
     recorded_offset_minutes: int = Field(sa_type=SmallInteger)
     received_at: dt.datetime = instant_field()
-    source: str = Field(sa_type=String(16))  # patient | clinician
-    entered_by: uuid.UUID = Field(foreign_key="app_user.id")
+    source: str = Field(sa_type=String(16))  # patient | clinician | integration
+    # Who entered it: a login (patients, clinicians), or for `integration` scores the API client instead.
+    entered_by: uuid.UUID | None = Field(default=None, foreign_key="app_user.id")
+    entered_by_client: uuid.UUID | None = Field(default=None, foreign_key="api_client.id")
     note: str | None = Field(default=None, max_length=2000)
     updated_at: dt.datetime = instant_field()
     deleted_at: dt.datetime | None = instant_field(default=None)
@@ -37,3 +39,5 @@ class Score(SQLModel, table=True):
 # Lists walk one patient's scores newest-recorded first; delta sync walks them by change time.
 Index("ix_score_patient_recorded", Score.patient_id, Score.recorded_at, Score.id)
 Index("ix_score_patient_updated", Score.patient_id, Score.updated_at, Score.id)
+# The organization-wide bulk export walks every score by change time (api.exports).
+Index("ix_score_updated", Score.updated_at, Score.id)

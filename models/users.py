@@ -14,6 +14,8 @@ class Role(StrEnum):
     admin = "admin"
     clinician = "clinician"
     patient = "patient"
+    # Not an account role: the role of an API client's access tokens (models.api_clients). No login has it.
+    api_client = "api_client"
 
 
 class User(SQLModel, table=True):

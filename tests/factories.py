@@ -7,10 +7,14 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from api.security import revocation
 from api.security.passwords import hash_password
-from api.security.tokens import issue_access_token
+from api.security.revocation import Subject
+from api.security.scopes import ALL_SCOPES, Scope
+from api.security.tokens import Caller, digest, issue_access_token
 from api.auth.service import caller_of
-from models import CareTeamMember, CareTeamRole, Organization, Patient, Role, User
+from models import ApiClient, CareTeamMember, CareTeamRole, Organization, Patient, Role, User
+from models.base import utcnow
 
 PASSWORD = "correct horse battery staple"
 
@@ -35,6 +39,28 @@ class Actor:
 
 
 @dataclass
+class ClientActor:
+    """An API client of an organization and an access token of it (as POST /v1/auth/token grants)."""
+
+    client: ApiClient
+    token: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.client.id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+# The role matrix's API-client columns: a client of org A holding only that scope, each.
+CLIENT_ACTORS: dict[str, Scope] = {f"client_{scope.value.replace(':', '_')}": scope for scope in Scope}
+# A client of org B holding every scope: 404 on anything of org A's patients.
+CLIENT_B = "client_b"
+
+
+@dataclass
 class World:
     org_a: Organization
     org_b: Organization
@@ -51,17 +77,36 @@ class World:
     other_patient: Patient  # org A, care team: other_clinician
     fresh_patient: Patient  # org A, care team: clinician, no login yet
     patient_b: Patient  # org B, care team: clinician_b
+    clients: dict[str, ClientActor] = field(default_factory=dict)  # CLIENT_ACTORS, CLIENT_B, and "revoked_client"
     extra: dict = field(default_factory=dict)
 
-    def actor(self, name: str) -> Actor | None:
-        return getattr(self, name) if name in ACTOR_NAMES else None
+    def actor(self, name: str) -> Actor | ClientActor | None:
+        if name in self.clients:
+            return self.clients[name]
+        return getattr(self, name) if name in USER_ACTOR_NAMES else None
 
 
-ACTOR_NAMES = ("admin", "clinician", "monitor", "therapist", "other_clinician", "patient_user", "other_patient_user", "admin_b", "clinician_b")
+USER_ACTOR_NAMES = ("admin", "clinician", "monitor", "therapist", "other_clinician", "patient_user", "other_patient_user", "admin_b", "clinician_b")
+ACTOR_NAMES = USER_ACTOR_NAMES + tuple(CLIENT_ACTORS) + (CLIENT_B,)
 
 
 def token_for(app, user: User) -> str:
     return issue_access_token(app.state.settings, caller_of(user))[0]
+
+
+def client_token(app, client: ApiClient, scopes=None, *, now=None) -> str:
+    granted = frozenset(str(s) for s in (client.scopes if scopes is None else scopes))
+    caller = Caller(user_id=client.id, organization_id=client.organization_id, role=Role.api_client, scopes=granted)
+    return issue_access_token(app.state.settings, caller, now=now)[0]
+
+
+async def add_client(session, org: Organization, creator: User, scopes, *, name: str = "EHR") -> ApiClient:
+    client = ApiClient(organization_id=org.id, client_id="ctc_" + uuid.uuid4().hex[:24],
+                       secret_hash=digest(uuid.uuid4().hex), name=name, scopes=sorted(str(s) for s in scopes),
+                       created_by=creator.id)
+    session.add(client)
+    await session.flush()
+    return client
 
 
 async def add_user(session, org: Organization, role: Role, name: str, *, patient: Patient | None = None) -> User:
@@ -112,6 +157,17 @@ async def build_world(app) -> World:
         patient_b = await add_patient(session, org_b, "Bo Bee", team=[clinician_b])
         patient_user = await add_user(session, org_a, Role.patient, "Pat Patient", patient=patient)
         other_patient_user = await add_user(session, org_a, Role.patient, "Quinn Other", patient=other_patient)
+        clients = {name: await add_client(session, org_a, admin, [scope], name=name)
+                   for name, scope in CLIENT_ACTORS.items()}
+        clients[CLIENT_B] = await add_client(session, org_b, admin_b, ALL_SCOPES, name=CLIENT_B)
+        revoked = await add_client(session, org_a, admin, ALL_SCOPES, name="revoked")
+        await session.commit()
+    # The revoked client's token was issued before its revocation, as any live token of it would have been.
+    revoked_token = client_token(app, revoked, now=utcnow() - dt.timedelta(seconds=2))
+    async with app.state.sessions() as session:
+        revoked.revoked_at = utcnow()
+        session.add(revoked)
+        revocation.revoke(session, Subject.principal, revoked.id, "client_revoked")
         await session.commit()
 
     def actor(user: User) -> Actor:
@@ -123,4 +179,6 @@ async def build_world(app) -> World:
         other_clinician=actor(other_clinician), patient_user=actor(patient_user),
         other_patient_user=actor(other_patient_user), admin_b=actor(admin_b), clinician_b=actor(clinician_b),
         patient=patient, other_patient=other_patient, fresh_patient=fresh_patient, patient_b=patient_b,
+        clients={**{name: ClientActor(client, client_token(app, client)) for name, client in clients.items()},
+                 "revoked_client": ClientActor(revoked, revoked_token)},
     )

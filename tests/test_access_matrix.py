@@ -4,6 +4,7 @@ clinician off it, another organization, the patient, another patient and bad tok
 
 import pytest
 
+from api.security.scopes import Scope
 from tests.factories import PASSWORD
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 
@@ -12,7 +13,7 @@ ADMIN_ONLY = by_role(admin=201, clinician=403, patient=403)
 # The target patient (org A) has `clinician` as prescriber, `monitor` and `therapist` on its care team, and
 # `patient_user` as its login. Demographics and enrollment codes: any care-team clinician; the team itself: admins
 # and prescribers.
-PATIENT_READ = on_patient(200)
+PATIENT_READ = on_patient(200, scope=Scope.patients_read)
 PATIENT_WRITE = on_patient(200, patient=403)
 CARE_TEAM_WRITE = on_patient(200, monitor=403, therapist=403, patient=403)
 
@@ -25,7 +26,8 @@ ROUTES = [
     Route("create_patient", "POST", lambda w: "/v1/patients",
           by_role(admin=201, clinician=201, patient=403),
           json=lambda w: {"full_name": "New Patient", "date_of_birth": "1990-01-01", "timezone": "Europe/Berlin"}),
-    Route("list_patients", "GET", lambda w: "/v1/patients", by_role(admin=200, clinician=200, patient=403)),
+    Route("list_patients", "GET", lambda w: "/v1/patients",
+          by_role(admin=200, clinician=200, patient=403, scope=Scope.patients_read)),
     Route("read_patient", "GET", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_READ),
     Route("update_patient", "PATCH", lambda w: f"/v1/patients/{w.patient.id}", PATIENT_WRITE,
           json=lambda w: {"external_id": "MRN-1"}),

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from models import Alert, OutboxEvent
 from tests.conftest import new_id
+from api.security.scopes import Scope
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.session_helpers import at, new_session
 
@@ -113,11 +114,14 @@ async def test_the_care_team_acknowledges_once(client, world):
 
 # Alerts are for staff: patient logins get 403 on every alert route. Any care-team clinician acknowledges.
 ALERT_ROUTES = [
-    Route("list_alerts", "GET", lambda w: "/v1/alerts", by_role(admin=200, clinician=200, patient=403)),
+    Route("list_alerts", "GET", lambda w: "/v1/alerts",
+          by_role(admin=200, clinician=200, patient=403, scope=Scope.alerts_read)),
     Route("list_patient_alerts", "GET", lambda w: f"/v1/alerts?patient_id={w.patient.id}",
-          {**on_patient(200, patient=403), "other_patient_user": 403}),
+          {**on_patient(200, patient=403, scope=Scope.alerts_read), "other_patient_user": 403}),
     Route("acknowledge_alert", "POST", lambda w: f"/v1/alerts/{w.extra['alert']['id']}/acknowledge",
-          {**on_patient(200, admin=403, patient=403), "other_patient_user": 403}, json=lambda w: {"note": "seen"}),
+          # Refused by role before the patient is looked at: patients and every API client alike (no scope).
+          {**on_patient(200, admin=403, patient=403), "other_patient_user": 403, "client_b": 403},
+          json=lambda w: {"note": "seen"}),
 ]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
+from api.security.scopes import Scope
 from tests.conftest import ON_POSTGRES
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import new_plan, plan_body, rows, set_status
@@ -439,7 +440,7 @@ async def test_sessions_overlay_shows_signed_sessions_in_range_only(client, worl
 # --- who may read it --------------------------------------------------------------------------------------------------
 
 
-READ = on_patient(200)
+READ = on_patient(200, scope=Scope.scores_read)
 ROUTES = [
     Route("patient_chart", "GET", lambda w: f"/v1/patients/{w.patient.id}/chart?instrument=gad7", READ),
     Route("my_chart", "GET", lambda w: "/v1/me/chart?instrument=phq9&bucket=month",

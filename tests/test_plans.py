@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from models import OutboxEvent, PlanRevision, TreatmentPlan
+from api.security.scopes import Scope
 from tests.matrix import Route, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import (
     EXAMPLE_PLAN,
@@ -400,9 +401,9 @@ async def test_patient_may_not_read_the_revision_history(client, world):
 # --- who may do what -------------------------------------------------------------------------------------------
 
 # Target: world.patient. Admins read but do not write plans; on the care team only the prescriber writes them.
-READ = on_patient(200)
+READ = on_patient(200, scope=Scope.plans_read)
 WRITE = on_patient(200, admin=403, monitor=403, therapist=403, patient=403)
-STAFF_READ = on_patient(200, patient=403)
+STAFF_READ = on_patient(200, patient=403, scope=Scope.plans_read)
 
 
 def plan_path(suffix=""):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.schedules import rules
+from api.security.scopes import Scope
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import new_plan, plan_body, set_status
 
@@ -183,7 +184,8 @@ async def test_reading_a_schedule_is_audited(client, world):
 
 
 ROUTES = [
-    Route("patient_schedule", "GET", lambda w: f"/v1/patients/{w.patient.id}/schedule", on_patient(200)),
+    Route("patient_schedule", "GET", lambda w: f"/v1/patients/{w.patient.id}/schedule",
+          on_patient(200, scope=Scope.scores_read)),
     Route("my_schedule", "GET", lambda w: "/v1/me/schedule", by_role(admin=403, clinician=403, patient=200)),
 ]
 

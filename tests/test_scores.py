@@ -14,6 +14,7 @@ from api.instruments.registry import INSTRUMENTS
 from api.scores.schemas import MAX_BATCH, MAX_BATCH_BODY_BYTES, MAX_NOTE
 from models import OutboxEvent, Score
 from tests.conftest import new_id
+from api.security.scopes import Scope
 from tests.matrix import Route, by_role, cell_id, cells, check_route, on_patient
 
 GAD7 = [2, 1, 2, 3, 1, 0, 2]  # total 11, moderate
@@ -496,11 +497,14 @@ SCORE_ROUTES = [
     Route("list_my_scores", "GET", lambda w: "/v1/me/scores", PATIENT_ONLY),
     Route("retract_my_score", "DELETE", lambda w: f"/v1/me/scores/{w.extra['mine']['id']}",
           {**PATIENT_ONLY, "patient_user": 204, "other_patient_user": 404}),
-    Route("post_patient_score", "POST", lambda w: f"/v1/patients/{w.patient.id}/scores", on_patient(201, admin=403),
+    Route("post_patient_score", "POST", lambda w: f"/v1/patients/{w.patient.id}/scores",
+          on_patient(201, admin=403, scope=Scope.scores_write),
           json=lambda w: body()),
-    Route("list_patient_scores", "GET", lambda w: f"/v1/patients/{w.patient.id}/scores", on_patient(200)),
-    Route("read_score", "GET", lambda w: f"/v1/scores/{w.extra['mine']['id']}", on_patient(200)),
-    Route("read_in_clinic_score", "GET", lambda w: f"/v1/scores/{w.extra['in_clinic']['id']}", on_patient(200)),
+    Route("list_patient_scores", "GET", lambda w: f"/v1/patients/{w.patient.id}/scores",
+          on_patient(200, scope=Scope.scores_read)),
+    Route("read_score", "GET", lambda w: f"/v1/scores/{w.extra['mine']['id']}", on_patient(200, scope=Scope.scores_read)),
+    Route("read_in_clinic_score", "GET", lambda w: f"/v1/scores/{w.extra['in_clinic']['id']}",
+          on_patient(200, scope=Scope.scores_read)),
     # A self-report is retracted by the patient; an in-clinic score by the care team.
     Route("retract_self_report", "DELETE", lambda w: f"/v1/scores/{w.extra['mine']['id']}",
           on_patient(403, patient=204)),

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from models import DosingSession, OutboxEvent, SessionAddendum
+from api.security.scopes import Scope
 from tests.matrix import Route, cell_id, cells, check_route, on_patient
 from tests.plan_helpers import count, rows
 from tests.session_helpers import (
@@ -331,7 +332,7 @@ async def test_patient_sees_own_signed_sessions_without_notes_addenda_or_warning
 
 # Target: world.patient. Admins read but do not write sessions; on the care team the prescriber and the monitor
 # write them, the therapist only reads.
-READ = on_patient(200)
+READ = on_patient(200, scope=Scope.sessions_read)
 WRITE = on_patient(200, admin=403, therapist=403, patient=403)
 
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 
 from api.alerts import service
 from api.alerts.schemas import Acknowledgement, AlertPage, AlertPublic
-from api.deps import SessionDep, StaffCaller
+from api.deps import AlertReader, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from models.alerts import AlertPriority, AlertStatus
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 @router.get("", response_model=AlertPage, responses=problem_responses(401, 403, 404, 422))
 async def list_alerts(
-    caller: StaffCaller,
+    caller: AlertReader,
     session: SessionDep,
     status: AlertStatus | None = None,
     patient_id: uuid.UUID | None = None,

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.alerts.schemas import AlertPage, AlertPublic
 from api.audit import service as audit
-from api.authz import ACKNOWLEDGE_ALERTS, authorize_patient, authorize_patient_of, visible_patients
+from api.authz import ACKNOWLEDGE_ALERTS, READ_ALERTS, authorize_patient, authorize_patient_of, visible_patients
 from api.errors import Conflict
 from api.pagination import SortKey, keyset, page_of
 from api.security.tokens import Caller
@@ -59,7 +59,7 @@ async def list_alerts(
     """Alerts of the patients the caller may see, newest first; naming a patient it may not see is a 404."""
     stmt = select(Alert).join(Patient, Patient.id == Alert.patient_id).where(visible_patients(caller))
     if patient_id is not None:
-        await authorize_patient(session, caller, patient_id, "alert.list", resource_type="alert")
+        await authorize_patient(session, caller, patient_id, "alert.list", allow=READ_ALERTS, resource_type="alert")
         stmt = stmt.where(Alert.patient_id == patient_id)
     if status is not None:
         stmt = stmt.where(Alert.status == status)

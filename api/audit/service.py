@@ -30,13 +30,14 @@ def event_values(
     actor_type: str | None = None,
 ) -> dict[str, Any]:
     """Every column of one event, for callers that write it in their own statement (see api.scores.queries).
-    Without a caller the actor is `anonymous` (a failed login), or `system` when said (the worker's sweeps)."""
+    Without a caller the actor is `anonymous` (a failed login), or `system` when said (the worker's sweeps); an API
+    client is `api_client`, its id the actor's."""
     return {
         "id": uuid.uuid4(),
         "at": utcnow(),
         "organization_id": organization_id or (caller.organization_id if caller else None),
         "actor_id": caller.user_id if caller else None,
-        "actor_type": "user" if caller else actor_type or "anonymous",
+        "actor_type": ("api_client" if caller.is_client else "user") if caller else actor_type or "anonymous",
         "action": action,
         "outcome": outcome,
         "resource_type": resource_type,

@@ -2,7 +2,7 @@ from fastapi import APIRouter, status
 
 from api.auth import service
 from api.auth.schemas import EnrollRequest, LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
-from api.deps import CallerDep, NowDep, SessionDep, SettingsDep
+from api.deps import NowDep, SessionDep, SettingsDep, UserCaller
 from api.errors import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["auth"])
@@ -35,13 +35,13 @@ async def enroll(body: EnrollRequest, session: SessionDep, settings: SettingsDep
     return await service.enroll(session, settings, body)
 
 
-@router.get("/me", response_model=Me, responses=problem_responses(401))
-async def read_me(caller: CallerDep, session: SessionDep) -> Me:
+@router.get("/me", response_model=Me, responses=problem_responses(401, 403))
+async def read_me(caller: UserCaller, session: SessionDep) -> Me:
     return await service.me(session, caller)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 422, 429))
-async def change_password(body: PasswordChange, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> None:
+async def change_password(body: PasswordChange, caller: UserCaller, session: SessionDep, settings: SettingsDep) -> None:
     """Change the caller's password. The current one is checked under the login lockout (wrong: 422 on
     `current_password`, code `invalid_current_password`); every other login session of the caller ends, this one
     continues."""

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes
 from api.audit import service as audit
-from api.authz import READ, authorize_patient
+from api.authz import READ_SCORES, authorize_patient
 from api.conditional import Tag
 from api.charts import queries
 from api.charts.schemas import (
@@ -183,7 +183,7 @@ async def tagged_chart(
             audit.event_values(caller, "chart.read", outcome=audit.SUCCESS, resource_type="patient",
                                resource_id=patient_id, patient_id=patient_id, organization_id=None))
     if read is None:
-        patient = await authorize_patient(session, caller, patient_id, "chart.read")
+        patient = await authorize_patient(session, caller, patient_id, "chart.read", allow=READ_SCORES)
         patient_id, timezone = patient.id, patient.timezone
         _window(query, utcnow().astimezone(ZoneInfo(timezone)).date())
         plan, signed = await queries.plan_and_sessions(session, patient_id, CHARTED_SESSIONS)
@@ -213,9 +213,10 @@ async def tagged_chart(
 
 def _one_statement_applies(session: AsyncSession, caller: Caller, query: ChartQuery) -> bool:
     """PostgreSQL reads a chart in one statement (api/charts/queries.py) for every caller the plain READ permission
-    admits, when the query's range can be checked before the read: it is audited as it is read, so a range that
+    admits (every user role), when the query's range can be checked before the read: it is audited as it is read, so a range that
     turns out invalid must not get that far. Only a lone `from` depends on the patient's own today."""
-    if not one_statement(session.bind) or caller.role not in READ.roles:
+    # API clients take the ordinary path, which checks their scopes.
+    if not one_statement(session.bind) or caller.is_client or caller.role not in READ_SCORES.roles:
         return False
     if query.date_from is not None and query.date_to is None:
         return False

@@ -3,8 +3,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from api.authz import authorize_patient
-from api.deps import CallerDep, SessionDep, SettingsDep, StaffCaller
+from api.authz import READ_PATIENT, authorize_patient
+from api.deps import CallerDep, PatientListCaller, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -43,7 +43,7 @@ async def create_patient(
 
 @router.get("", response_model=Page[PatientPublic], responses=problem_responses(401, 403, 422))
 async def list_patients(
-    caller: StaffCaller,
+    caller: PatientListCaller,
     session: SessionDep,
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="Case-insensitive name search")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -58,7 +58,7 @@ async def list_patients(
 
 @router.get("/{patient_id}", response_model=PatientPublic, responses=problem_responses(401, 404, 422))
 async def read_patient(patient_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> PatientPublic:
-    patient = await authorize_patient(session, caller, patient_id, "patient.read")
+    patient = await authorize_patient(session, caller, patient_id, "patient.read", allow=READ_PATIENT)
     public = (await service.present(session, [patient]))[0]
     await session.commit()
     return public

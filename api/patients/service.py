@@ -14,7 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.auth.service import CODE_ALPHABET, CODE_LENGTH, format_code
-from api.authz import MANAGE_CARE_TEAM, MANAGE_PATIENT, OWN_TIMEZONE, authorize_patient, visible_patients
+from api.authz import (
+    MANAGE_CARE_TEAM,
+    MANAGE_PATIENT,
+    OWN_TIMEZONE,
+    READ_PATIENT,
+    authorize_patient,
+    visible_patients,
+)
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.pagination import SortKey, keyset, page_of
 from api.patients.schemas import (
@@ -94,7 +101,7 @@ async def list_patients(
 
 async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict) -> None:
     """An Idempotency-Key replay of a patient's registration is a read of the patient (api.idempotency)."""
-    await authorize_patient(session, caller, uuid.UUID(stored["id"]), "patient.read")
+    await authorize_patient(session, caller, uuid.UUID(stored["id"]), "patient.read", allow=READ_PATIENT)
 
 
 async def update_patient(session: AsyncSession, caller: Caller, patient_id: uuid.UUID, request: PatientUpdate) -> Patient:

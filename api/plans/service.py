@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outbox
-from api.authz import READ, STAFF_READ, WRITE_PLANS, Permission, authorize_patient, authorize_patient_of
+from api.authz import READ_PLAN_REVISIONS, READ_PLANS, WRITE_PLANS, Permission, authorize_patient, authorize_patient_of
 from api.errors import Conflict, PreconditionFailed, ValidationFailed
 from api.plans import queries
 from api.plans.schemas import (
@@ -128,12 +128,13 @@ async def create_plan(session: AsyncSession, caller: Caller, patient_id: uuid.UU
 
 async def authorize_replay(session: AsyncSession, caller: Caller, stored: dict[str, Any]) -> None:
     """An Idempotency-Key replay of a plan's creation is a read of the plan (api.idempotency)."""
-    await authorize_patient(session, caller, uuid.UUID(stored["patient_id"]), "plan.read", resource_type="plan",
+    await authorize_patient(session, caller, uuid.UUID(stored["patient_id"]), "plan.read", allow=READ_PLANS,
+                            resource_type="plan",
                             resource_id=stored["id"])
 
 
 async def read_plan(session: AsyncSession, caller: Caller, plan_id: uuid.UUID) -> tuple[PlanView, str]:
-    plan, _ = await _authorized_plan(session, caller, plan_id, "plan.read", READ)
+    plan, _ = await _authorized_plan(session, caller, plan_id, "plan.read", READ_PLANS)
     answer = present(plan, caller), etag(plan)
     await session.commit()
     return answer
@@ -148,7 +149,7 @@ async def list_plans(
     if updated_since is not None and status is not None:
         raise refuse_filter("status")
     watermark = first_page_watermark(cursor)
-    await authorize_patient(session, caller, patient_id, "plan.list", resource_type="plan")
+    await authorize_patient(session, caller, patient_id, "plan.list", allow=READ_PLANS, resource_type="plan")
     plans, next_cursor = await queries.page(session, patient_id, status=status, updated_since=updated_since,
                                             limit=limit, cursor=cursor, carry=watermark.isoformat())
     await session.commit()
@@ -243,7 +244,7 @@ async def list_revisions(
 ) -> PlanRevisionPage:
     """The care team's and admins' view of the history; patients do not see it (it holds clinician-only notes and
     override reasons)."""
-    await _authorized_plan(session, caller, plan_id, "plan.revisions", STAFF_READ)
+    await _authorized_plan(session, caller, plan_id, "plan.revisions", READ_PLAN_REVISIONS)
     rows, next_cursor = await queries.revisions(session, plan_id, limit=limit, cursor=cursor)
     await session.commit()
     return PlanRevisionPage(items=[PlanRevisionPublic.model_validate(row.model_dump()) for row in rows],

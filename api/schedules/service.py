@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts import service as alerts
-from api.authz import authorize_patient
+from api.authz import READ_SCORES, authorize_patient
 from api.conditional import Tag
 from api.instruments.registry import INSTRUMENTS
 from api.schedules import queries, rules
@@ -31,7 +31,8 @@ async def tagged_schedule(
 ) -> tuple[str, Callable[[], SchedulePublic]]:
     """The schedule's entity tag, a digest of everything it is computed from (today's local date included), and a
     function that computes it (api/conditional.py)."""
-    patient = await authorize_patient(session, caller, patient_id, "schedule.read", resource_type="schedule")
+    patient = await authorize_patient(session, caller, patient_id, "schedule.read", allow=READ_SCORES,
+                                      resource_type="schedule")
     patient_id, timezone = patient.id, patient.timezone
     zone = ZoneInfo(timezone)
     now = utcnow()

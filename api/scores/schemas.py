@@ -40,7 +40,8 @@ MAX_BATCH_BODY_BYTES = MAX_BATCH * MAX_ENTRY_BYTES + 1024
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # phones' clocks drift; beyond this the answer cannot have happened yet
 EARLIEST_RECORDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
-Source = Literal["patient", "clinician"]
+# integration: entered by an API client (scores:write), e.g. an EHR forwarding an in-clinic questionnaire.
+Source = Literal["patient", "clinician", "integration"]
 
 
 def _plausible_instant(value: dt.datetime) -> dt.datetime:
@@ -130,7 +131,7 @@ class ScorePublic(BaseModel):
     recorded_utc_offset: str = Field(description="The offset recorded_at was sent with, e.g. +01:00")
     received_at: dt.datetime
     source: Source
-    entered_by: uuid.UUID
+    entered_by: uuid.UUID = Field(description="The login that entered it, or the API client for source integration")
     note: str | None
     updated_at: dt.datetime = Field(description="Server change time: creation or retraction")
     deleted_at: dt.datetime | None

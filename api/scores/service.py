@@ -19,7 +19,14 @@ from api import outbox
 from api.alerts import service as alerts
 from api.alerts import worsening
 from api.audit import service as audit
-from api.authz import ENTER_SCORES, OWN_RECORDS_ONLY, authorize_patient, authorize_patient_of
+from api.authz import (
+    ENTER_SCORES,
+    OWN_RECORDS_ONLY,
+    READ_SCORES,
+    RETRACT_SCORES,
+    authorize_patient,
+    authorize_patient_of,
+)
 from api.conditional import Tag
 from api.db import engine_of
 from api.errors import Conflict, Forbidden, ValidationFailed
@@ -48,7 +55,7 @@ ID_TAKEN_CODE = "score_id_taken"
 SCORE_NOT_FOUND = "Score not found"
 _COLUMNS = tuple(Score.model_fields)
 _PUBLIC_COLUMNS = ("id", "patient_id", "instrument", "items", "total", "severity", "recorded_at", "received_at",
-                   "source", "entered_by", "updated_at", "deleted_at")
+                   "source", "updated_at", "deleted_at")
 
 
 def _offset(minutes: int) -> str:
@@ -59,17 +66,26 @@ def _offset(minutes: int) -> str:
 
 def present(score: Mapping[str, Any], viewer: Caller) -> ScorePublic:
     """The public view of a score's column values (`_values(score)` for a stored row)."""
-    # A note a clinician typed on an in-clinic score is theirs: patients never see clinician notes.
-    hide_note = viewer.role == Role.patient and score["source"] == "clinician"
+    # A note a clinician (or the clinic's integration) typed on an in-clinic score is theirs: patients never see
+    # clinician notes.
+    hide_note = viewer.role == Role.patient and score["source"] != "patient"
     return ScorePublic(
         **{name: score[name] for name in _PUBLIC_COLUMNS},
+        entered_by=author_of(score),
         urgent_items=list(INSTRUMENTS[score["instrument"]].urgent_answers(score["items"])),
         recorded_utc_offset=_offset(score["recorded_offset_minutes"]),
         note=None if hide_note else score["note"],
     )
 
 
+def author_of(score: Mapping[str, Any]) -> uuid.UUID:
+    """The login, or for an integration score the API client, that entered the score."""
+    return score["entered_by"] or score["entered_by_client"]
+
+
 def _source_of(caller: Caller) -> str:
+    if caller.is_client:
+        return "integration"
     return "clinician" if caller.role == Role.clinician else "patient"
 
 
@@ -88,7 +104,8 @@ def _new_score(entry: ScoreCreate, patient_id: uuid.UUID, caller: Caller, now: d
         "recorded_offset_minutes": int(offset.total_seconds() // 60),
         "received_at": now,
         "source": _source_of(caller),
-        "entered_by": caller.user_id,
+        "entered_by": None if caller.is_client else caller.user_id,
+        "entered_by_client": caller.user_id if caller.is_client else None,
         "note": entry.note,
         "updated_at": now,
         "deleted_at": None,
@@ -106,7 +123,7 @@ def _is_replay(stored: Mapping[str, Any] | None, entry: ScoreCreate, patient_id:
     as a clinician's note."""
     return (
         stored is not None
-        and stored["entered_by"] == caller.user_id
+        and author_of(stored) == caller.user_id
         and stored["patient_id"] == patient_id
         and stored["instrument"] == entry.instrument
         and list(stored["items"]) == entry.items
@@ -262,7 +279,7 @@ async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) ->
     """
     score = await queries.get(session, score_id)
     patient_id, source = (score.patient_id, score.source) if score else (None, None)
-    await authorize_patient_of(session, caller, patient_id, "score.delete", allow=ENTER_SCORES, resource_type="score",
+    await authorize_patient_of(session, caller, patient_id, "score.delete", allow=RETRACT_SCORES, resource_type="score",
                                resource_id=score_id, not_found=SCORE_NOT_FOUND)
     if source != _source_of(caller):
         await audit.record_denied(session, caller, "score.delete", resource_type="score", resource_id=score_id,
@@ -274,7 +291,7 @@ async def retract(session: AsyncSession, caller: Caller, score_id: uuid.UUID) ->
 
 async def read(session: AsyncSession, caller: Caller, score_id: uuid.UUID) -> ScorePublic:
     score = await queries.get(session, score_id)
-    await authorize_patient_of(session, caller, score.patient_id if score else None, "score.read",
+    await authorize_patient_of(session, caller, score.patient_id if score else None, "score.read", allow=READ_SCORES,
                                resource_type="score", resource_id=score_id, not_found=SCORE_NOT_FOUND)
     assert score is not None  # authorize_patient_of answered 404 otherwise
     public = present(_values(score), caller)
@@ -289,7 +306,7 @@ async def tagged_scores(
     sees clinicians' notes: api/conditional.py) and a function that builds it. The delta-sync watermark is not in
     the tag: a client told 304 keeps its earlier watermark, which is safe."""
     watermark = first_page_watermark(query.cursor)
-    await authorize_patient(session, caller, patient_id, "score.list", resource_type="score")
+    await authorize_patient(session, caller, patient_id, "score.list", allow=READ_SCORES, resource_type="score")
     scores, next_cursor = await queries.page(session, patient_id, query, carry=watermark.isoformat())
     await session.commit()
     tag = Tag("scores", patient_id, caller.role == Role.patient, query.instrument, query.recorded_from,

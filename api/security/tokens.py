@@ -40,6 +40,12 @@ class Caller:
     # False only for staff whose organization requires two-factor sign-in and whose login session has not proved
     # one: such a token reaches /v1/me… only (api/deps.py). The `mfa` claim; absent (patients, older tokens): True.
     mfa: bool = True
+    # An API client's granted scopes (its `user_id` is then the client's id, its role `api_client`); empty for users.
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def is_client(self) -> bool:
+        return self.role == Role.api_client
 
     @property
     def is_admin(self) -> bool:
@@ -79,8 +85,10 @@ def issue_access_token(
         claims["pid"] = str(caller.patient_id)
     if session_id is not None:
         claims["sid"] = str(session_id)
-    if caller.role != Role.patient:
+    if caller.role in (Role.admin, Role.clinician):
         claims["mfa"] = caller.mfa
+    if caller.is_client:
+        claims["scope"] = " ".join(sorted(caller.scopes))  # RFC 8693 section 4.2: space-delimited
     token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
     return token, lifetime
 
@@ -117,15 +125,19 @@ def _verify(settings: Settings, token: str) -> tuple[Caller, int]:
         if decoded["header"].get("typ") != ACCESS_TOKEN_TYPE:
             raise InvalidToken("not an access token")
         claims = decoded["payload"]
-        pid, sid = claims.get("pid"), claims.get("sid")
+        pid, sid, scope = claims.get("pid"), claims.get("sid"), claims.get("scope")
+        role = Role(claims["role"])
+        if role == Role.api_client and not isinstance(scope, str):
+            raise InvalidToken("client token without scope")
         caller = Caller(
             user_id=uuid.UUID(claims["sub"]),
             organization_id=uuid.UUID(claims["org"]),
-            role=Role(claims["role"]),
+            role=role,
             patient_id=uuid.UUID(pid) if pid else None,
             session_id=uuid.UUID(sid) if sid else None,
             issued_at=float(claims["iat"]),
             mfa=claims.get("mfa", True) is not False,
+            scopes=frozenset(scope.split()) if role == Role.api_client else frozenset(),
         )
         return caller, int(claims["exp"])
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outbox
 from api.alerts import service as alerts
 from api.audit import service as audit
-from api.authz import READ, WRITE_SESSIONS, Permission, authorize_patient, authorize_patient_of
+from api.authz import READ_SESSIONS, WRITE_SESSIONS, Permission, authorize_patient, authorize_patient_of
 from api.errors import Conflict, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from api.preconditions import check_if_match
 from api.security.tokens import Caller
@@ -156,11 +156,11 @@ async def create_session(
 
 async def authorize_replay(session: AsyncSession, caller: Caller, session_id: str) -> None:
     """An Idempotency-Key replay of a session's (or its addendum's) creation is a read of the session."""
-    await _authorized_session(session, caller, uuid.UUID(session_id), "session.read", READ)
+    await _authorized_session(session, caller, uuid.UUID(session_id), "session.read", READ_SESSIONS)
 
 
 async def read_session(session: AsyncSession, caller: Caller, session_id: uuid.UUID) -> tuple[SessionView, str]:
-    row, _ = await _authorized_session(session, caller, session_id, "session.read", READ)
+    row, _ = await _authorized_session(session, caller, session_id, "session.read", READ_SESSIONS)
     addenda = await queries.addenda(session, [row.id]) if caller.role != Role.patient else {}
     answer = present(row, caller, addenda.get(row.id, [])), etag(row)
     await session.commit()
@@ -176,7 +176,8 @@ async def list_sessions(
     if updated_since is not None and status is not None:
         raise refuse_filter("status")
     watermark = first_page_watermark(cursor)
-    await authorize_patient(session, caller, patient_id, "session.list", resource_type="session")
+    await authorize_patient(session, caller, patient_id, "session.list", allow=READ_SESSIONS,
+                            resource_type="session")
     statuses = PATIENT_VISIBLE if caller.role == Role.patient else tuple(SessionStatus)
     if status is not None:
         statuses = tuple(s for s in statuses if s == status)
