@@ -38,13 +38,14 @@ from api.scores.router import router as scores_router
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
+from api.webhooks.router import router as webhooks_router
 
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
 
 # Requests are matched against routers in this order: the phones' score sync, by far the most frequent, goes first.
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
-           schedules_router, dashboard_router, reports_router)
+           schedules_router, dashboard_router, reports_router, webhooks_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,6 +10,7 @@ from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patien
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.scores import Score
 from models.users import LoginThrottle, RefreshToken, Role, User
+from models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStatus
 
 __all__ = [
     "Alert",
@@ -18,6 +19,7 @@ __all__ = [
     "AuditEvent",
     "CareTeamMember",
     "CareTeamRole",
+    "DeliveryStatus",
     "DosingSession",
     "EnrollmentCode",
     "IdempotencyRecord",
@@ -34,4 +36,8 @@ __all__ = [
     "SessionStatus",
     "TreatmentPlan",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookStatus",
 ]
