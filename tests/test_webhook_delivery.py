@@ -317,6 +317,31 @@ async def test_a_timeout_and_a_closed_port_are_failures_that_are_retried(client,
     assert (row.status, row.attempts, row.last_error) == ("pending", 2, "timed out")
 
 
+def test_the_schedule_spans_a_day_with_jitter_of_at_most_a_tenth():
+    class Fixed(random.Random):
+        def __init__(self, factor: float) -> None:
+            super().__init__(0)
+            self.factor = factor
+
+        def uniform(self, a: float, b: float) -> float:
+            assert (a, b) == (0.9, 1.1)
+            return self.factor
+
+    for factor, expected in ((1.0, RETRY_AT[-1]), (0.9, RETRY_AT[-1] * 0.9), (1.1, RETRY_AT[-1] * 1.1)):
+        waits = [delivery.retry_delay(attempt, Fixed(factor)) for attempt in range(1, MAX_ATTEMPTS)]
+        assert sum(waits, dt.timedelta()) == expected
+    assert delivery.retry_delay(1, random.Random()) <= dt.timedelta(seconds=5.5)
+
+
+def test_retry_after_reads_seconds_and_http_dates_within_a_day():
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert delivery._retry_after("120", now) == dt.timedelta(seconds=120)
+    assert delivery._retry_after("Thu, 01 Jan 2026 00:10:00 GMT", now) == dt.timedelta(minutes=10)
+    assert delivery._retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now) == dt.timedelta()
+    assert delivery._retry_after("99999999999999", now) == dt.timedelta(hours=24)
+    assert delivery._retry_after("soon", now) is None and delivery._retry_after(None, now) is None
+
+
 # --- at least once: killed workers, concurrent workers, rolled-back changes ----------------------------------------
 
 async def test_a_worker_killed_mid_delivery_loses_nothing(client, world, app, settings_private):

@@ -285,7 +285,7 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, clock: Clock) -> Out
         return outcome(error=str(refused)[:ERROR_LENGTH])
     except (TimeoutError, httpx.TimeoutException):
         return outcome(error="timed out")
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
         return outcome(error=f"{type(error).__name__}: {error}"[:ERROR_LENGTH] if str(error) else type(error).__name__)
     return outcome(status_code=response.status_code, error=_failure(response),
                    retry_after=_retry_after(response.headers.get("retry-after"), started_at))
@@ -366,11 +366,12 @@ async def deliver_webhooks(
     the transport that actually connects, under the SSRF check (default: httpx's)."""
     clock: Clock = (lambda: now) if now is not None else utcnow
     rng = rng or random.Random()
-    while (await fan_out(sessions, clock))[0] == FAN_OUT_BATCH:
+    deadline = time.monotonic() + RUN_BUDGET_SECONDS
+    while (await fan_out(sessions, clock))[0] == FAN_OUT_BATCH and time.monotonic() < deadline:
         pass
     transport = PinnedTransport(settings, resolver=resolver or system_resolver,
                                 network=network or httpx.AsyncHTTPTransport(retries=0, verify=_tls()))
-    attempts, deadline = 0, time.monotonic() + RUN_BUDGET_SECONDS
+    attempts = 0
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False,
                                  trust_env=False) as client:
 
@@ -379,7 +380,12 @@ async def deliver_webhooks(
 
         while True:
             batch = await claim(sessions, clock)
-            await asyncio.gather(*(attempt(claimed) for claimed in batch))
+            # Every attempt of the batch finishes (or fails on its own) before the client closes; a failure to
+            # record one (the database went away) then fails the run, and its claim waits for its lease to end.
+            failures = [r for r in await asyncio.gather(*(attempt(c) for c in batch), return_exceptions=True)
+                        if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
             attempts += len(batch)
             if len(batch) < CLAIM_BATCH or time.monotonic() > deadline:
                 return attempts
