@@ -20,14 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api import outbox
 from api.db import create_engine, session_factory
 from api.webhooks import delivery
 from api.webhooks.delivery import LEASE, MAX_ATTEMPTS, RETRY_AT, claim, deliver_webhooks
 from api.worker import run_once
-from models import DeliveryStatus, OutboxEvent, WebhookStatus
+from models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookStatus
 from models.base import utcnow
 from tests.conftest import TEST_SECRET
 from tests.plan_helpers import new_plan, patch_plan, rows
@@ -387,6 +387,26 @@ async def test_a_claim_whose_worker_died_is_taken_again_after_its_lease(client, 
     assert row.status == "succeeded"
 
 
+async def test_a_delivery_whose_last_attempts_worker_died_fails_instead_of_going_on(
+    client, world, app, settings_private
+):
+    with Receiver() as receiver:
+        hook = await subscribe(client, world.admin, receiver.url)
+        await new_score(client, world)
+        await delivery.fan_out(app.state.sessions, utcnow)
+        async with app.state.sessions() as session:
+            await session.exec(update(WebhookDelivery).values(attempts=MAX_ATTEMPTS - 1))
+            await session.commit()
+        [claimed] = await claim(app.state.sessions, utcnow)  # the tenth attempt, and its worker dies
+        assert claimed.attempt == MAX_ATTEMPTS
+        assert await run(app, settings_private, now=utcnow() + LEASE + dt.timedelta(seconds=1)) == 0
+        assert receiver.received == []
+    [row] = await deliveries(app, hook["id"])
+    assert (row.status, row.attempts, row.last_error) == ("failed", MAX_ATTEMPTS, delivery.UNANSWERED)
+    shown = await endpoint(app, hook["id"])
+    assert (shown.status, shown.last_error) == (WebhookStatus.failing, delivery.UNANSWERED)
+
+
 async def test_an_event_is_never_fanned_out_twice(client, world, app, settings_private):
     with Receiver() as receiver:
         hook = await subscribe(client, world.admin, receiver.url)
@@ -569,16 +589,20 @@ async def test_a_redirect_to_a_local_receiver_is_not_followed(client, world, app
 async def test_a_target_made_private_in_the_database_is_refused_when_the_setting_is_off(
     client, world, app, settings, settings_private
 ):
-    """A webhook registered while private targets were allowed is refused once they are not: the check at delivery
-    does not trust the one at registration."""
+    """A webhook registered while private targets (and http) were allowed is refused once they are not: the check
+    at delivery does not trust the one at registration."""
     with Receiver() as receiver:
         hook = await subscribe(client, world.admin, receiver.url)
         await new_score(client, world)
         strict = settings_private.model_copy(update={"webhook_allow_private_targets": False})
         assert await run(app, strict) == 1
+        [row] = await deliveries(app, hook["id"])
+        assert "127.0.0.1, a loopback address, is not allowed" in row.last_error
+        production = settings_private.model_copy(update={"environment": "production"})
+        assert await run(app, production, now=row.next_attempt_at) == 1
         assert receiver.received == []
     [row] = await deliveries(app, hook["id"])
-    assert "127.0.0.1, a loopback address, is not allowed" in row.last_error
+    assert row.last_error == "must use https (http is allowed only with ENVIRONMENT=development)"
 
 
 @pytest.mark.postgres_only

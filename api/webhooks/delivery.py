@@ -10,7 +10,7 @@
    the claiming run and commits at once, so no transaction stays open during HTTP. A worker killed mid-delivery
    never completes its claim; the lease runs out and any worker claims the delivery again (at least once; the
    receiver de-duplicates by `webhook-id`). Claims count attempts, so a delivery that kills its worker every time
-   still ends.
+   still ends: after its last claim it fails instead of being claimed again.
 3. **Send.** A POST of the stored body (the same bytes on every attempt), signed with the `standardwebhooks`
    package, through `PinnedTransport` (the SSRF check against the addresses resolved now, and a connection to
    the address checked), with short timeouts, redirects not followed. Only 2xx is success.
@@ -73,6 +73,7 @@ CLAIM_BATCH = 10  # claimed and sent at once: the concurrency of one worker
 RUN_BUDGET_SECONDS = 20.0  # one run keeps claiming while batches come back full, this long at most
 USER_AGENT = "Calmtrack-Webhooks/1.0"
 ERROR_LENGTH = 500
+UNANSWERED = "no answer recorded: the worker stopped during the last attempt"
 
 Clock = Callable[[], dt.datetime]
 
@@ -114,7 +115,9 @@ def _skip_locked(stmt: Select, sessions: async_sessionmaker[AsyncSession], table
 
 # --- 1. fan-out ----------------------------------------------------------------------------------------------------
 
-async def fan_out(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, batch: int = FAN_OUT_BATCH) -> tuple[int, int]:
+async def fan_out(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, *, batch: int = FAN_OUT_BATCH
+) -> tuple[int, int]:
     """One batch of outbox events into deliveries; (events dispatched, deliveries created)."""
     async with sessions() as session:
         now = clock()
@@ -189,7 +192,9 @@ async def claim(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, bat
     token = uuid.uuid4()
     async with sessions() as session:
         now = clock()
-        due = _skip_locked(select(WebhookDelivery.id).where(_claimable(now))
+        await _abandon_unanswered_last_attempts(session, now)
+        due = _skip_locked(select(WebhookDelivery.id)
+                           .where(_claimable(now), WebhookDelivery.attempts < WebhookDelivery.max_attempts)
                            .order_by(WebhookDelivery.next_attempt_at).limit(batch), sessions, WebhookDelivery)
         leased = (await session.exec(
             update(WebhookDelivery).where(WebhookDelivery.id.in_(due.scalar_subquery()))
@@ -199,6 +204,7 @@ async def claim(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, bat
                        WebhookDelivery.max_attempts)
         )).all()
         if not leased:
+            await session.commit()  # what was abandoned
             return []
         targets = {row.id: row for row in (await session.exec(
             select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.secret)
@@ -209,6 +215,24 @@ async def claim(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, bat
                     secret=targets[row.endpoint_id].secret, event_id=row.event_id, event_type=row.event_type,
                     payload=row.payload, attempt=row.attempts, max_attempts=row.max_attempts)
             for row in leased if row.endpoint_id in targets]
+
+
+async def _abandon_unanswered_last_attempts(session: AsyncSession, now: dt.datetime) -> None:
+    """A delivery whose last attempt's worker died (its lease ran out with nothing recorded) has used its attempts:
+    it fails like one whose last attempt failed, instead of being sent without end."""
+    abandoned = (await session.exec(
+        update(WebhookDelivery)
+        .where(_claimable(now), WebhookDelivery.attempts >= WebhookDelivery.max_attempts)
+        .values(status=DeliveryStatus.failed, completed_at=now, lease_until=None, lease_token=None,
+                last_status_code=None, last_error=UNANSWERED)
+        .returning(WebhookDelivery.endpoint_id, WebhookDelivery.event_type)
+    )).all()
+    endpoints = {row.endpoint_id for row in abandoned if row.event_type != TEST_EVENT}
+    if endpoints:
+        await session.exec(update(WebhookEndpoint)
+                           .where(WebhookEndpoint.id.in_(endpoints), WebhookEndpoint.status == WebhookStatus.active)
+                           .values(status=WebhookStatus.failing, failing_since=now, last_failure_at=now,
+                                   last_error=UNANSWERED))
 
 
 # --- 3. send -------------------------------------------------------------------------------------------------------
