@@ -46,6 +46,7 @@ from api.security.revocation import Revocations
 from api.sessions.router import router as sessions_router
 from api.settings import Settings, get_settings
 from api.users.router import router as users_router
+from api.webhooks.router import router as webhooks_router
 from models.base import utcnow
 
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
@@ -54,7 +55,7 @@ GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections
 ROUTERS = (scores_router, charts_router, health_router, auth_router, users_router, patients_router, audit_router,
            instruments_router, plans_router, sessions_router, organizations_router, alerts_router,
            schedules_router, dashboard_router, reports_router, mfa_router, token_router, clients_router,
-           exports_router)
+           exports_router, webhooks_router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

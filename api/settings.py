@@ -73,7 +73,10 @@ class Settings(DatabaseSettings):
     docs_enabled: bool = True
     # FastAPI's OpenTelemetry tracing, metrics and logs, sent to the globally configured providers.
     telemetry_enabled: bool = False
+    # True lets webhooks target loopback, private and link-local addresses (development and tests only).
     webhook_allow_private_targets: bool = False
+    # How often `calmtrack worker` fans new outbox events out to webhook subscriptions and sends what is due.
+    webhook_delivery_seconds: float = Field(default=1.0, gt=0, le=60)
     # How often `calmtrack worker` looks for assessments overdue by more than 3 days.
     overdue_sweep_seconds: int = Field(default=900, ge=1, le=86_400)
     log_level: str = "INFO"

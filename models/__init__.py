@@ -11,6 +11,7 @@ from models.patients import CareTeamMember, CareTeamRole, EnrollmentCode, Patien
 from models.plans import PlanRevision, PlanStatus, TreatmentPlan
 from models.scores import Score
 from models.users import AccessRevocation, LoginThrottle, RecoveryCode, RefreshToken, Role, User, UserTotp
+from models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookStatus
 
 __all__ = [
     "AccessRevocation",
@@ -21,6 +22,7 @@ __all__ = [
     "AuditEvent",
     "CareTeamMember",
     "CareTeamRole",
+    "DeliveryStatus",
     "DosingSession",
     "EnrollmentCode",
     "IdempotencyRecord",
@@ -39,4 +41,8 @@ __all__ = [
     "TreatmentPlan",
     "User",
     "UserTotp",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookStatus",
 ]

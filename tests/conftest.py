@@ -10,6 +10,7 @@ import asyncio
 import functools
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,9 +125,16 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+async def offline_resolver(host: str, port: int) -> list[str]:
+    """Webhook target names resolve to nothing in tests unless a test gives its own resolver: no DNS queries leave
+    the machine (api/webhooks/targets.py)."""
+    raise socket.gaierror(socket.EAI_NONAME, f"{host}: no DNS in tests")
+
+
 @pytest.fixture
 async def app(settings: Settings):
     application = create_app(settings)
+    application.state.webhook_resolver = offline_resolver
     if ON_POSTGRES:
         async with application.state.engine.begin() as connection:
             tables = (await connection.execute(text(

@@ -81,6 +81,10 @@ async def _concrete(path: str, client, world) -> str:
     ids = {"patient_id": world.patient.id, "user_id": world.clinician.id}
     if "{plan_id}" in path:
         ids["plan_id"] = (await new_plan(client, world))["id"]
+    if "{webhook_id}" in path:
+        created = await client.post("/v1/webhooks", headers=world.admin.headers,
+                                    json={"url": "https://hooks.example.com/in", "events": ["score.created"]})
+        ids["webhook_id"] = created.json()["id"]
     return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
 
 
