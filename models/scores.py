@@ -8,7 +8,7 @@ the server's change time (create, retract), the only clock delta sync compares w
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Index, SmallInteger, String
+from sqlalchemy import JSON, Index, SmallInteger, String, text
 from sqlmodel import Field, SQLModel
 
 from models.base import instant_field
@@ -41,3 +41,9 @@ Index("ix_score_patient_recorded", Score.patient_id, Score.recorded_at, Score.id
 Index("ix_score_patient_updated", Score.patient_id, Score.updated_at, Score.id)
 # The organization-wide bulk export walks every score by change time (api.exports).
 Index("ix_score_updated", Score.updated_at, Score.id)
+# A patient's live scores of one instrument in time order, with their totals: the chart, the baseline behind the
+# worsening alert, the schedule and the dashboard read them from the index alone (a year of daily scores lies on
+# hundreds of table pages, interleaved with every other patient's).
+Index("ix_score_live_patient_instrument", Score.patient_id, Score.instrument, Score.recorded_at, Score.id,
+      postgresql_include=["total"], postgresql_where=text("deleted_at IS NULL"),
+      sqlite_where=text("deleted_at IS NULL"))

@@ -407,7 +407,8 @@ async def test_a_chart_costs_three_selects_and_the_audit_insert(client, world, a
     seen: list[str] = []
 
     def record(_connection, _cursor, statement, *_):
-        seen.append(statement.split(None, 1)[0].upper())
+        if "access_revocation" not in statement:  # the process's periodic reread of revocations, not the chart's
+            seen.append(statement.split(None, 1)[0].upper())
 
     event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
     try:

@@ -4,6 +4,7 @@ against independent computations: Decimal's ROUND_HALF_UP for rounding, a linear
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,7 @@ def test_trend_window_edges():
        prior=st.lists(st.integers(0, 21), min_size=1, max_size=20))
 def test_trend_agrees_with_exact_means(recent, prior):
     scores = [(days_before(1), total) for total in recent] + [(days_before(20), total) for total in prior]
-    difference = Decimal(sum(recent)) / len(recent) - Decimal(sum(prior)) / len(prior)
+    # Fractions, not Decimals: a mean of 41/3 has no exact decimal, and a difference of exactly 4 must be 4.
+    difference = Fraction(sum(recent), len(recent)) - Fraction(sum(prior), len(prior))
     expected = "worsening" if difference >= 4 else "improving" if difference <= -4 else "stable"
     assert outcomes.trend(GAD7, scores, NOW) == expected
