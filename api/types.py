@@ -136,3 +136,15 @@ def diastolic_below(systolic_field: str, diastolic_field: str) -> Any:
         return diastolic
 
     return field_validator(diastolic_field)(check)
+
+
+def never_null(*fields: str) -> Any:
+    """A PATCH body's validator refusing an explicit null for `fields` (optional to send, but never cleared): it runs
+    only for values sent, so leaving a field out still means "unchanged"."""
+
+    def check(cls: type, value: object) -> object:
+        if value is None:
+            raise PydanticCustomError("not_null", "Cannot be null")
+        return value
+
+    return field_validator(*fields)(classmethod(check))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
 
 from api.plans.schemas import DIASTOLIC_RANGE, ESKETAMINE_MAX_MG, MAX_DOSE, SYSTOLIC_RANGE, DoseUnit
-from api.types import RequestModel
+from api.types import RequestModel, never_null
 
 # A ceiling may be stricter than the label (esketamine) or the bound of a plan's mg/kg dose, never looser.
 EsketamineCeiling = Annotated[StrictFloat, Field(gt=0, le=ESKETAMINE_MAX_MG, description="mg per session")]
@@ -48,12 +47,7 @@ class OrganizationSettingsUpdate(RequestModel):
     ketamine_intranasal_max_mg_per_kg: KetamineCeiling | None = None
     require_staff_mfa: StrictBool | None = None
 
-    @field_validator("default_max_systolic", "default_max_diastolic", "esketamine_max_mg",
-                     "ketamine_parenteral_max_mg_per_kg", "require_staff_mfa")
-    @classmethod
-    def _not_cleared(cls, value: float | None) -> float:
-        # Runs only for values sent: sessions always need a threshold to compare with, and the label's and the
-        # studies' ceilings may be tightened but not removed.
-        if value is None:
-            raise PydanticCustomError("not_null", "Cannot be null")
-        return value
+    # Runs only for values sent: sessions always need a threshold to compare with, and the label's and the
+    # studies' ceilings may be tightened but not removed.
+    _not_cleared = never_null("default_max_systolic", "default_max_diastolic", "esketamine_max_mg",
+                              "ketamine_parenteral_max_mg_per_kg", "require_staff_mfa")

@@ -2,10 +2,9 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, StrictBool, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, StrictBool
 
-from api.types import Email, Name, Password, RequestModel
+from api.types import Email, Name, Password, RequestModel, never_null
 from models.users import Role
 
 
@@ -25,13 +24,8 @@ class UserUpdate(RequestModel):
     role: Literal["clinician", "admin"] | None = None
     is_active: StrictBool | None = None
 
-    @field_validator("full_name", "role", "is_active")
-    @classmethod
-    def _not_cleared(cls, value: object) -> object:
-        # Runs only for values sent: none of these can be null.
-        if value is None:
-            raise PydanticCustomError("not_null", "Cannot be null")
-        return value
+    # Runs only for values sent: none of these can be null.
+    _not_cleared = never_null("full_name", "role", "is_active")
 
 
 class UserPublic(BaseModel):

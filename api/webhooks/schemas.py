@@ -2,11 +2,10 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from api.pagination import Page
-from api.types import RequestModel, trimmed_text, with_example
+from api.types import RequestModel, never_null, trimmed_text, with_example
 from models.webhooks import DeliveryStatus, WebhookStatus
 
 # The events a subscription may name (api.outbox.EVENT_TYPES); a typo is a 422, never a subscription to nothing.
@@ -44,13 +43,8 @@ class WebhookUpdate(RequestModel):
     description: Description | None = Field(default=None, description="null clears it")
     status: Literal["active", "disabled"] | None = None
 
-    @field_validator("url", "events", "status")
-    @classmethod
-    def _not_cleared(cls, value: object) -> object:
-        # Runs only for values sent: a subscription always has a target, events and a status.
-        if value is None:
-            raise PydanticCustomError("not_null", "Cannot be null")
-        return value
+    # Runs only for values sent: a subscription always has a target, events and a status.
+    _not_cleared = never_null("url", "events", "status")
 
 
 class WebhookPublic(BaseModel):
