@@ -51,7 +51,9 @@ def _chart_plan_statement():
     plan = aliased(TreatmentPlan)
     first_session = (
         select(func.min(DosingSession.started_at))
-        .where(DosingSession.plan_id == plan.id, DosingSession.status == SessionStatus.signed)
+        # By patient first: ix_dosing_session_patient_started finds the few sessions (there is no plan_id index).
+        .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.id,
+               DosingSession.status == SessionStatus.signed)
         .scalar_subquery()
     )
     return (
@@ -140,7 +142,7 @@ _CANNOT_WORSEN = f"""NOT EXISTS (
   CROSS JOIN LATERAL (
     SELECT coalesce(
       (SELECT min(ds.started_at) FROM dosing_session AS ds
-       WHERE ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}'),
+       WHERE ds.patient_id = p.id AND ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}'),
       ((plan.start_date + 1)::timestamp AT TIME ZONE p.timezone)) AS at) AS dose
   CROSS JOIN LATERAL (
     SELECT candidate.total, candidate.recorded_at FROM (

@@ -32,8 +32,10 @@ async def plans(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> di
     session, and the patient's last signed session."""
     plan = aliased(TreatmentPlan)
     signed = DosingSession.status == SessionStatus.signed
+    # By patient first: ix_dosing_session_patient_started finds the few sessions (there is no plan_id index).
     first_session = (select(func.min(DosingSession.started_at))
-                     .where(DosingSession.plan_id == plan.id, signed).scalar_subquery())
+                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.id, signed)
+                     .scalar_subquery())
     last_session = (select(func.max(DosingSession.started_at))
                     .where(DosingSession.patient_id == Patient.id, signed).scalar_subquery())
     stmt = (
