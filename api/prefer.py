@@ -37,7 +37,9 @@ def prefers_minimal(prefer: str | None) -> bool:
     return False
 
 
-def _minimal_preferred(
+# async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread, a hop that cost the
+# phone's score post a quarter of its throughput (bench/README.md, 2026-11-29).
+async def _minimal_preferred(
     prefer: Annotated[str | None, Header(
         alias="Prefer", max_length=1024,
         description="RFC 7240. `return=minimal`: answer the record's id (and status) only, with "
