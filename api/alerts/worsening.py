@@ -64,9 +64,9 @@ def _chart_plan_statement():
     )
 
 
-def _live(instrument_param: str = "instrument"):
+def _live():
     return select(Score.total, Score.recorded_at).where(
-        Score.patient_id == bindparam("patient_id", type_=Uuid), Score.instrument == bindparam(instrument_param),
+        Score.patient_id == bindparam("patient_id", type_=Uuid), Score.instrument == bindparam("instrument"),
         Score.deleted_at.is_(None))
 
 

@@ -80,7 +80,7 @@ def _lockout_seconds(settings: Settings, failures: int) -> int:
     return min(settings.login_lockout_base_seconds * 2 ** min(excess, 20), settings.login_lockout_max_seconds)
 
 
-async def _claim_attempt(
+async def claim_throttled_attempt(
     session: AsyncSession, settings: Settings, key: str, now: dt.datetime
 ) -> tuple[int | None, dt.datetime | None]:
     """Counts the attempt as a failure BEFORE the password is checked, atomically: (failures, None) when the attempt
@@ -189,10 +189,10 @@ async def claim_attempt(
     session: AsyncSession, settings: Settings, email: str, *, user_id: uuid.UUID | None,
     organization_id: uuid.UUID | None,
 ) -> int:
-    """Claims one attempt of the account's allowance (`_claim_attempt`, committed) and answers the failures counted,
+    """Claims one attempt of the account's allowance (`claim_throttled_attempt`, committed) and answers the failures counted,
     this one included; 429 (audited) while the account is locked. Every check of a secret of the account (password,
     second factor) goes through here first."""
-    failures, locked_until = await _claim_attempt(session, settings, _throttle_key(email), utcnow())
+    failures, locked_until = await claim_throttled_attempt(session, settings, _throttle_key(email), utcnow())
     if failures is None:
         # Known and unknown emails are locked alike, so the lockout reveals nothing about which accounts exist.
         retry_after = max(1, math.ceil((locked_until - utcnow()).total_seconds())) if locked_until else 1

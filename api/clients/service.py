@@ -21,7 +21,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
-from api.auth.service import _claim_attempt as claim_failed_attempt
+from api.auth.service import claim_throttled_attempt
 from api.clients.schemas import ApiClientCreate, ApiClientCreated, ApiClientPublic, TokenAnswer
 from api.errors import NotFound, OAuthError
 from api.pagination import SortKey, keyset, page_of
@@ -241,7 +241,7 @@ async def _refuse(
     """Counts a failed client authentication toward the lockout and audits it (committed: the request fails)."""
     organization_id, client_row_id = (client.organization_id, client.id) if client else (None, None)
     await session.rollback()
-    await claim_failed_attempt(session, settings, key, now)
+    await claim_throttled_attempt(session, settings, key, now)
     audit.record(session, None, "auth.client_failed", resource_type="api_client", resource_id=client_row_id,
                  organization_id=organization_id, outcome=audit.DENIED)
     await session.commit()

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.alerts.worsening import cannot_worsen
 from api.authz import visible_patients
 from api.pagination import SortKey, keyset, page_of
-from api.statements import DriverStatement, one_statement, row_parameters, typed_row
+from api.statements import DriverStatement, row_parameters, typed_row
 from api.scores.schemas import ScoreQuery
 from api.security.tokens import Caller
 from models.audit import AuditEvent
@@ -44,10 +44,6 @@ async def insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -
     # out with the commit's flush instead).
     stmt = insert(_TABLE).values(list(rows)).on_conflict_do_nothing(index_elements=[_TABLE.c.id]).returning(_TABLE.c.id)
     return set((await session.exec(stmt)).scalars().all())
-
-
-def writes_in_one_statement(engine: AsyncEngine) -> bool:
-    return one_statement(engine)
 
 
 @functools.cache

@@ -43,6 +43,7 @@ from api.scores.schemas import (
     ScoreQuery,
 )
 from api.security.tokens import Caller
+from api.statements import one_statement
 from api.sync import first_page_watermark
 from models.base import utcnow
 from models.alerts import AlertPriority
@@ -176,7 +177,7 @@ async def create(
     # Urgent answers raise an alert too: that rare case takes the ordinary path, which writes it in the same
     # transaction. So does a score that may be worse than its baseline (the statement declines to store it).
     if (score is not None and caller.role in ENTER_SCORES.roles and not _urgent_answers(score)
-            and queries.writes_in_one_statement(engine)):
+            and one_statement(engine)):
         _, inserted = await queries.insert_if_visible(
             engine, caller, score,
             audit.event_values(caller, "score.create", outcome=audit.SUCCESS, resource_type="score",
