@@ -6,8 +6,9 @@ pool, a hop that costs more than the work itself on every request."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from typing import Annotated
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -98,6 +99,26 @@ def require_roles(*roles: Role, scope: Scope | None = None):
         return caller
 
     return check
+
+
+T = TypeVar("T")
+
+
+def query_parameters(cls: type[T]) -> Callable[..., Any]:
+    """A query-parameter class (a dataclass of `Query(...)` fields) as an `async` dependency, for
+    `Annotated[ChartQuery, Depends(query_parameters(ChartQuery))]`. `Depends()` on the class itself would call it
+    in a worker thread on every request. The signature carries the class's resolved type hints, because FastAPI
+    resolves string annotations in the dependency's module, not the class's."""
+    hints = get_type_hints(cls, include_extras=True)
+    parameters = [parameter.replace(annotation=hints[parameter.name])
+                  for parameter in inspect.signature(cls).parameters.values()]
+
+    async def build(**values: Any) -> T:
+        return cls(**values)
+
+    build.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    build.__name__ = build.__qualname__ = cls.__name__
+    return build
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -7,12 +7,12 @@ from api import conditional
 from api.charts import service
 from api.charts.schemas import ChartPublic, ChartQuery
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
-from api.deps import CallerDep, PatientCaller, SessionDep
+from api.deps import CallerDep, PatientCaller, SessionDep, query_parameters
 from api.errors import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["charts"])
 
-ChartQueryDep = Annotated[ChartQuery, Depends()]
+ChartQueryDep = Annotated[ChartQuery, Depends(query_parameters(ChartQuery))]
 
 
 @router.get("/patients/{patient_id}/chart", response_model=ChartPublic,

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from api.dashboard import service
 from api.dashboard.schemas import DashboardPage, DashboardQuery
-from api.deps import SessionDep, StaffCaller
+from api.deps import SessionDep, StaffCaller, query_parameters
 from api.errors import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["dashboard"])
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["dashboard"])
 
 @router.get("/dashboard", response_model=DashboardPage, responses=problem_responses(401, 403, 422))
 async def read_dashboard(caller: StaffCaller, session: SessionDep,
-                         query: Annotated[DashboardQuery, Depends()]) -> DashboardPage:
+                         query: Annotated[DashboardQuery, Depends(query_parameters(DashboardQuery))]) -> DashboardPage:
     """The caller's panel (clinicians: their care teams' patients; admins: the organization), one row per patient
     with baseline, change, trend, schedule and alerts (docs/dashboard.md)."""
     return await service.dashboard(session, caller, query)

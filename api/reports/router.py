@@ -3,14 +3,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import CallerDep, SessionDep
+from api.deps import CallerDep, SessionDep, query_parameters
 from api.errors import problem_responses
 from api.reports import service
 from api.reports.schemas import ReportQuery
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
-ReportQueryDep = Annotated[ReportQuery, Depends()]
+ReportQueryDep = Annotated[ReportQuery, Depends(query_parameters(ReportQuery))]
 PDF = "application/pdf"
 
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from api import conditional
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
-from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep
+from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep, query_parameters
 from api.errors import problem_responses
 from api.scores import service
 from api.prefer import CreatedMinimal, MinimalPreferred, applied
@@ -30,7 +30,7 @@ BODY_LIMITS = {("POST", "/v1/me/scores/batch"): MAX_BATCH_BODY_BYTES}
 
 _REPLAYED = {200: {"model": ScorePublic | CreatedMinimal,
                     "description": "The same id and body again: the stored score"}}
-ScoreQueryDep = Annotated[ScoreQuery, Depends()]
+ScoreQueryDep = Annotated[ScoreQuery, Depends(query_parameters(ScoreQuery))]
 
 
 def _answer(score: ScorePublic, created: bool, minimal: bool, response: Response) -> ScorePublic | CreatedMinimal:
