@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Executable, Select, Table, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.selectable import CTE
@@ -45,7 +45,7 @@ class DriverStatement:
     constants: Mapping[str, Any]  # the values of parameters the statement itself holds (literals, LIMIT 1)
 
     @classmethod
-    def compile(cls, statement: Select, dialect: Dialect) -> DriverStatement:
+    def compile(cls, statement: Executable, dialect: Dialect) -> DriverStatement:
         compiled = statement.compile(dialect=dialect)
         if "POSTCOMPILE" in compiled.string:
             # An expanding IN is rendered per execution by SQLAlchemy, which this path bypasses: compare with
@@ -64,11 +64,22 @@ class DriverStatement:
 
     async def fetchrow(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> Any:
         """Runs the statement on its own (autocommitted) and answers its one row, or None."""
+        return await self._run(engine, "fetchrow", parameters)
+
+    async def fetch(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> list[Any]:
+        """Runs the statement on its own (autocommitted) and answers its rows."""
+        return await self._run(engine, "fetch", parameters)
+
+    async def execute(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> None:
+        """Runs a statement that answers nothing (an INSERT) on its own, autocommitted."""
+        await self._run(engine, "execute", parameters)
+
+    async def _run(self, engine: AsyncEngine, method: str, parameters: Mapping[str, Any]) -> Any:
         arguments = self.arguments(parameters)
         # A checkout replaces a connection the server closed while it was idle (api.db), as for every other route.
         connection = await engine.raw_connection()
         try:
-            return await connection.driver_connection.fetchrow(self.sql, *arguments)
+            return await getattr(connection.driver_connection, method)(self.sql, *arguments)
         except Exception as error:
             if database_unavailable(error):
                 # The driver's error bypasses SQLAlchemy's disconnect handling: discard the connection here. The one

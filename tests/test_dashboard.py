@@ -75,6 +75,50 @@ async def test_a_row_carries_the_charts_outcomes_and_the_schedule(client, world)
     assert row["last_activity_at"] == chart["latest"]["recorded_at"]
 
 
+async def test_each_row_is_its_own_patients_chart_and_schedule(client, world):
+    """Two patients with different chart plans (instrument shown, status, first dose): every row agrees with that
+    patient's own chart and schedule, whichever statements read it (PostgreSQL reads a page on the driver)."""
+    from tests.session_helpers import new_session, sign
+
+    for days, total, phq9 in ((40, 16, 20), (25, 14, 18), (12, 10, 9), (1, 8, 4)):
+        await score(client, world.clinician, world.patient, total, days=days)
+        items = [min(3, max(0, phq9 - 3 * i)) for i in range(8)] + [0]  # item 9 (self-harm) 0: no urgent alert
+        response = await client.post(f"/v1/patients/{world.patient.id}/scores", headers=world.clinician.headers,
+                                     json={"id": str(uuid.uuid4()), "instrument": "phq9", "items": items,
+                                           "recorded_at": ago(days)})
+        assert response.status_code == 201, response.text
+    plan = await new_plan(client, world, plan_body(start_date=local_day(30), goals=[], assessments=[
+        {"instrument": "phq9", "every_days": 7}, {"instrument": "gad7", "every_days": 14}]))
+    assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 200
+    signed = await new_session(client, world, plan)  # two days ago: the first dose
+    assert (await sign(client, world.clinician, signed["id"], signed["etag"])).status_code == 200
+    for days, total in ((30, 20), (9, 3)):
+        await score(client, world.clinician, world.fresh_patient, total, days=days)
+    other = await plan_for(client, world, world.fresh_patient, start_days_ago=20)
+    await set_status(client, world.clinician, other["id"], "paused", reason="BP hold")
+
+    page = await dashboard(client, world.clinician, sort="name")
+    expected = {str(world.patient.id): ("phq9", "active"), str(world.fresh_patient.id): ("gad7", "paused")}
+    assert {row["patient_id"]: (row["instrument"], row["plan_status"]) for row in page["items"]} == expected
+    for row in page["items"]:
+        chart = (await client.get(f"/v1/patients/{row['patient_id']}/chart", params={"instrument": row["instrument"]},
+                                  headers=world.clinician.headers)).json()
+        assert (row["baseline_total"], row["change"], row["percent_change"]) == (
+            chart["baseline"]["total"], chart["change"], chart["percent_change"])
+        assert row["latest"]["total"] == chart["latest"]["total"]
+        assert row["last_session_at"] == (signed["started_at"] if row["patient_id"] == str(world.patient.id) else None)
+        schedule = (await client.get(f"/v1/patients/{row['patient_id']}/schedule",
+                                     headers=world.clinician.headers)).json()["items"]
+        if row["plan_status"] == "active":
+            assert row["next_assessment_due"] == min(line["next_due_on"] for line in schedule)
+            assert row["overdue"] is any(line["overdue_days"] > 0 for line in schedule)
+        else:
+            assert (row["next_assessment_due"], row["overdue"], row["adherence"]) == (None, False, None)
+    mine = row_of(page, world.patient)
+    # The baseline is the last PHQ-9 before the signed session two days ago (12 days ago: 9), not the first (20).
+    assert (mine["baseline_total"], mine["latest"]["total"]) == (9, 4)
+
+
 async def test_a_patient_without_plan_or_scores(client, world):
     row = row_of(await dashboard(client, world.clinician), world.fresh_patient)
     assert {key: row[key] for key in ("plan_status", "latest", "baseline_total", "change", "percent_change", "trend",

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import ARRAY, String, Uuid, bindparam, cast, func, insert, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.context import request_id_var
+from api.statements import DriverStatement
 from api.security.tokens import Caller
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -81,6 +86,27 @@ def record_patient_reads(
             for resource_id, patient_id in rows
         ]
     )
+
+
+@functools.cache
+def _patient_reads(dialect: Dialect) -> DriverStatement:
+    table = AuditEvent.__table__
+    patients = func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id").render_derived("read")
+    per_row = {"id": func.gen_random_uuid(), "resource_id": cast(patients.c.id, String), "patient_id": patients.c.id}
+    values = select(*[per_row.get(column.key, bindparam(column.key, type_=column.type)) for column in table.c])
+    return DriverStatement.compile(
+        insert(table).from_select([column.key for column in table.c], values.select_from(patients)), dialect)
+
+
+async def record_patient_reads_now(
+    engine: AsyncEngine, caller: Caller, action: str, resource_type: str, patient_ids: Sequence[uuid.UUID]
+) -> None:
+    """`record_patient_reads` of patients (each its own resource) for a read that runs on the driver
+    (api/statements.py): one autocommitted statement, durable before the answer is sent. PostgreSQL."""
+    if patient_ids:
+        values = event_values(caller, action, outcome=SUCCESS, resource_type=resource_type, resource_id=None,
+                              patient_id=None, organization_id=None)
+        await _patient_reads(engine.dialect).execute(engine, {**values, "patient_ids": list(patient_ids)})
 
 
 async def record_denied(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement, Row, ScalarSelect, Select, Uuid, and_, bindparam, case, func, literal_column, select, true)
+    ColumnElement, FromClause, Row, ScalarSelect, Select, Uuid, and_, bindparam, case, func, literal_column, select, true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
@@ -60,17 +60,27 @@ def _one_of(column: ColumnElement, values: Collection[str]) -> ColumnElement[boo
     return column.in_([literal_column(f"'{value}'") for value in values])
 
 
+def chart_plan(patient_id: ColumnElement | uuid.UUID, plans: FromClause | None = None) -> Select:
+    """The patient's chart plan as `SELECT * FROM plans … ORDER BY … LIMIT 1`, on the plan table or an alias of it.
+    Whatever `patient_id` comes from is correlated at any depth: left to auto-correlation, a table two levels up
+    (a LATERAL's outer table) would be joined into the subquery instead, and every patient would get one plan. As a
+    LATERAL (PostgreSQL) it reaches each patient's plans by index; `plan.id = chart_plan_id(…)` is planned as a
+    hash of every plan of the database."""
+    plans = TreatmentPlan.__table__ if plans is None else plans
+    return (
+        select(plans)
+        .where(plans.c.patient_id == patient_id, _one_of(plans.c.status, CHART_PLAN_STATUSES))
+        .order_by(case((plans.c.status == PlanStatus.active, 0), else_=1), plans.c.start_date.desc(),
+                  plans.c.created_at.desc(), plans.c.id.desc())
+        .limit(1)
+        .correlate_except(plans)
+    )
+
+
 def chart_plan_id(patient_id: ColumnElement | uuid.UUID) -> ScalarSelect:
     """The id of the patient's chart plan, as a scalar subquery; it selects from TreatmentPlan, so a statement on
     that table uses an alias for its own rows (or this would correlate to them)."""
-    return (
-        select(TreatmentPlan.id)
-        .where(TreatmentPlan.patient_id == patient_id, _one_of(TreatmentPlan.status, CHART_PLAN_STATUSES))
-        .order_by(case((TreatmentPlan.status == PlanStatus.active, 0), else_=1), TreatmentPlan.start_date.desc(),
-                  TreatmentPlan.created_at.desc(), TreatmentPlan.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    return chart_plan(patient_id).with_only_columns(TreatmentPlan.__table__.c.id).scalar_subquery()
 
 
 @functools.cache

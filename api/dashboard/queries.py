@@ -1,19 +1,34 @@
 """The dashboard's statements: a fixed number per page, whatever the panel's size. Each takes the set of patients
 being summarised (the page, or the whole panel when the order or a filter needs every row) and answers for all of
-them at once. Callers have limited the set to patients the caller may see (api.authz.visible_patients)."""
+them at once. Callers have limited the set to patients the caller may see (api.authz.visible_patients).
+
+Two implementations of the same two reads, `inputs` and `picks`, with the same answers (the dashboard's tests run
+on both databases): SQLAlchemy statements through the session (SQLite), and on PostgreSQL one statement each on the
+driver (api/statements.py) that reaches every patient's rows through their indexes, so a page costs the same however
+many scores its patients have.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, case, false, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import (
+    ARRAY, ColumnElement, DateTime, Select, String, Uuid, and_, bindparam, case, false, func, literal_column, or_,
+    select, true)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.charts.queries import chart_plan_id
+from api.charts.queries import chart_plan, chart_plan_id
+from api.instruments.registry import INSTRUMENTS
 from api.patients.service import named_like
+from api.statements import DriverStatement
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -27,25 +42,112 @@ def panel(visible: ColumnElement[bool], q: str | None) -> Select:
     return named_like(select(Patient.id, Patient.full_name, Patient.timezone).where(visible), q)
 
 
-async def plans(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Row]:
-    """Per patient: the chart plan (the chart's own rule, `chart_plan_id`) with the start of its first signed
-    session, and the patient's last signed session."""
-    plan = aliased(TreatmentPlan)
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    """A patient's chart plan (the chart's own rule, `chart_plan_id`; all None without one) with the start of its
+    first signed session, and the patient's last signed session."""
+
+    plan_id: uuid.UUID | None
+    status: str | None
+    start_date: dt.date | None
+    assessments: list[dict[str, Any]] | None
+    first_session_at: dt.datetime | None
+    last_session_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """A patient's live scores of one instrument after some instant, oldest first."""
+
+    recorded_at: list[dt.datetime]
+    totals: list[int]
+
+
+NONE_RECENT = Recent([], [])
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a page is computed from, for every patient asked about."""
+
+    plans: dict[uuid.UUID, PlanFacts]
+    spans: dict[tuple[uuid.UUID, str], tuple[dt.datetime, dt.datetime]]  # (first, last) live score per instrument
+    recent: dict[tuple[uuid.UUID, str], Recent]  # live scores after `since`; absent: none
+    alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreValue:
+    recorded_at: dt.datetime
+    total: int
+    severity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Picks:
+    """One patient's scores of one instrument that the row shows: the first, the last before the first dose (None
+    without a dose or such a score) and the latest."""
+
+    first: ScoreValue
+    before: ScoreValue | None
+    latest: ScoreValue
+
+
+# A wanted pick: (patient, instrument, first dose or None), for a patient with live scores of the instrument.
+Wanted = tuple[uuid.UUID, str, dt.datetime | None]
+
+
+async def inputs(session: AsyncSession, engine: AsyncEngine | None, patient_ids: Sequence[uuid.UUID],
+                 since: dt.datetime) -> Inputs:
+    """On PostgreSQL (`engine` given) one statement on the driver; else four through the session."""
+    if engine is not None:
+        return await _driver_inputs(engine, patient_ids, since)
+    return Inputs(await plans(session, patient_ids), await score_spans(session, patient_ids),
+                  await recent_scores(session, patient_ids, since), await open_alerts(session, patient_ids))
+
+
+async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted],
+                spans: dict[tuple[uuid.UUID, str], tuple[dt.datetime, dt.datetime]]) -> dict[uuid.UUID, Picks]:
+    """The first, last-before-dose and latest live score of each wanted (patient, instrument): on PostgreSQL one
+    statement on the driver; else two through the session, from the instants `spans` already holds."""
+    if engine is not None:
+        return await _driver_picks(engine, wanted)
+    before = await last_before(session, [(pid, code, dose) for pid, code, dose in wanted if dose is not None])
+    instants = {(pid, code, at) for pid, code, _ in wanted
+                for at in (*spans[(pid, code)], *([before[pid]] if pid in before else []))}
+    values = await scores_at(session, instants)
+    found = {}
+    for pid, code, _ in wanted:
+        first, last = spans[(pid, code)]
+        found[pid] = Picks(values[(pid, code, first)], values[(pid, code, before[pid])] if pid in before else None,
+                           values[(pid, code, last)])
+    return found
+
+
+def _plan_facts(which: ColumnElement[bool], *, lateral: bool = False) -> Select:
+    """`PlanFacts` of the patients `which` selects, with their patient id first. `lateral` (PostgreSQL) reaches
+    each chart plan from its patient; a plain join would hash every plan of the database."""
+    plans = TreatmentPlan.__table__.alias("chart_plan")  # chart_plan_id selects from the table itself
+    plan = chart_plan(Patient.id, plans).lateral("plan") if lateral else plans
     signed = DosingSession.status == SessionStatus.signed
     # By patient first: ix_dosing_session_patient_started finds the few sessions (there is no plan_id index).
     first_session = (select(func.min(DosingSession.started_at))
-                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.id, signed)
+                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.c.id, signed)
                      .scalar_subquery())
     last_session = (select(func.max(DosingSession.started_at))
                     .where(DosingSession.patient_id == Patient.id, signed).scalar_subquery())
-    stmt = (
-        select(Patient.id.label("patient_id"), plan.id.label("plan_id"), plan.status, plan.start_date,
-               plan.assessments, first_session.label("first_session_at"), last_session.label("last_session_at"))
+    return (
+        select(Patient.id.label("patient_id"), plan.c.id.label("plan_id"), plan.c.status, plan.c.start_date,
+               plan.c.assessments, first_session.label("first_session_at"), last_session.label("last_session_at"))
         .select_from(Patient)
-        .outerjoin(plan, plan.id == chart_plan_id(Patient.id))
-        .where(Patient.id.in_(patient_ids))
+        .outerjoin(plan, true() if lateral else plan.c.id == chart_plan_id(Patient.id))
+        .where(which)
     )
-    return {row.patient_id: row for row in (await session.exec(stmt)).all()}
+
+
+async def plans(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, PlanFacts]:
+    rows = (await session.exec(_plan_facts(Patient.id.in_(patient_ids)))).all()
+    return {row.patient_id: PlanFacts(*row[1:]) for row in rows}
 
 
 async def score_spans(session: AsyncSession, patient_ids: Collection[uuid.UUID]
@@ -60,16 +162,18 @@ async def score_spans(session: AsyncSession, patient_ids: Collection[uuid.UUID]
 
 
 async def recent_scores(session: AsyncSession, patient_ids: Collection[uuid.UUID], since: dt.datetime
-                        ) -> dict[uuid.UUID, list[Row]]:
-    """Each patient's live scores recorded after `since`, oldest first: (instrument, recorded_at, total)."""
-    found: dict[uuid.UUID, list[Row]] = {pid: [] for pid in patient_ids}
+                        ) -> dict[tuple[uuid.UUID, str], Recent]:
+    """Each patient's live scores of each instrument recorded after `since`."""
+    found: dict[tuple[uuid.UUID, str], Recent] = {}
     stmt = (
         select(Score.patient_id, Score.instrument, Score.recorded_at, Score.total)
         .where(Score.patient_id.in_(patient_ids), Score.deleted_at.is_(None), Score.recorded_at > since)
         .order_by(Score.patient_id, Score.recorded_at)
     )
-    for row in (await session.exec(stmt)).all():
-        found[row.patient_id].append(row)
+    for pid, instrument, recorded_at, total in (await session.exec(stmt)).all():
+        recent = found.setdefault((pid, instrument), Recent([], []))
+        recent.recorded_at.append(recorded_at)
+        recent.totals.append(total)
     return found
 
 
@@ -84,13 +188,14 @@ async def last_before(session: AsyncSession, wanted: Sequence[tuple[uuid.UUID, s
 
 
 async def scores_at(session: AsyncSession, wanted: Collection[tuple[uuid.UUID, str, dt.datetime]]
-                    ) -> dict[tuple[uuid.UUID, str, dt.datetime], Row]:
+                    ) -> dict[tuple[uuid.UUID, str, dt.datetime], ScoreValue]:
     """The live score of each (patient, instrument, instant): total and severity."""
     condition = or_(*[and_(Score.patient_id == pid, Score.instrument == instrument, Score.recorded_at == at)
                       for pid, instrument, at in wanted]) if wanted else false()
     stmt = (select(Score.patient_id, Score.instrument, Score.recorded_at, Score.total, Score.severity)
             .where(condition, Score.deleted_at.is_(None)).order_by(Score.id))
-    return {(row.patient_id, row.instrument, row.recorded_at): row for row in (await session.exec(stmt)).all()}
+    return {(row.patient_id, row.instrument, row.recorded_at): ScoreValue(row.recorded_at, row.total, row.severity)
+            for row in (await session.exec(stmt)).all()}
 
 
 async def open_alerts(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
@@ -102,3 +207,113 @@ async def open_alerts(session: AsyncSession, patient_ids: Collection[uuid.UUID])
         .group_by(Alert.patient_id)
     )
     return {pid: (count, int(urgent or 0)) for pid, count, urgent in (await session.exec(stmt)).all()}
+
+
+# --- PostgreSQL: each read in one statement on the driver (api/statements.py) -------------------------------------
+
+# A patient's scores are of registered instruments only (api.scores validates the code): the first and last of
+# each are two index probes (ix_score_live_patient_instrument), not a scan of the patient's history.
+_CODES = tuple(INSTRUMENTS)
+
+
+def _ordered(column: Any) -> Any:
+    return func.array_agg(aggregate_order_by(column, Score.recorded_at, Score.id))
+
+
+@functools.cache
+def _inputs_statement() -> Select:
+    def edge(code: str, end: Any) -> Any:
+        return (select(end(Score.recorded_at))
+                .where(Score.patient_id == Patient.id, Score.instrument == literal_column(f"'{code}'"),
+                       Score.deleted_at.is_(None))
+                .scalar_subquery())
+
+    # One pass over the patient's recent index entries, split by instrument.
+    recent = (
+        select(*[_ordered(column).filter(Score.instrument == literal_column(f"'{code}'")).label(f"recent_{name}_{code}")
+                 for code in _CODES for name, column in (("at", Score.recorded_at), ("totals", Score.total))])
+        .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None),
+               Score.recorded_at > bindparam("since", type_=DateTime(timezone=True)))
+        .lateral("recent")
+    )
+    alerts = (
+        select(func.count().label("open_alerts"),
+               func.count().filter(Alert.priority == AlertPriority.urgent).label("urgent_alerts"))
+        .where(Alert.patient_id == Patient.id, Alert.status == AlertStatus.open)
+        .lateral("alerts")
+    )
+    return (
+        _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
+        .add_columns(*[edge(code, end).label(f"{name}_{code}") for code in _CODES
+                       for name, end in (("first", func.min), ("last", func.max))],
+                     recent, alerts.c.open_alerts, alerts.c.urgent_alerts)
+        .join(recent, true())
+        .join(alerts, true())
+    )
+
+
+@functools.cache
+def _inputs_driver(dialect: Dialect) -> DriverStatement:
+    return DriverStatement.compile(_inputs_statement(), dialect)
+
+
+async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], since: dt.datetime) -> Inputs:
+    rows = await _inputs_driver(engine.dialect).fetch(engine, {"patient_ids": list(patient_ids), "since": since})
+    found = Inputs({}, {}, {}, {})
+    for row in rows:
+        pid = row["patient_id"]
+        found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
+                                     row["first_session_at"], row["last_session_at"])
+        for code in _CODES:
+            if row[f"last_{code}"] is not None:
+                found.spans[(pid, code)] = (row[f"first_{code}"], row[f"last_{code}"])
+            if row[f"recent_at_{code}"] is not None:
+                found.recent[(pid, code)] = Recent(row[f"recent_at_{code}"], row[f"recent_totals_{code}"])
+        if row["open_alerts"]:
+            found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])
+    return found
+
+
+@functools.cache
+def _picks_statement() -> Select:
+    wanted = func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid)), bindparam("instruments", type_=ARRAY(String)),
+                         bindparam("doses", type_=ARRAY(DateTime(timezone=True)))
+                         ).table_valued("patient_id", "instrument", "dose").render_derived("wanted")
+
+    def pick(name: str, *condition: ColumnElement[bool], last: bool) -> Any:
+        order = (Score.recorded_at.desc(), Score.id.desc()) if last else (Score.recorded_at, Score.id)
+        return (select(Score.recorded_at, Score.total, Score.severity)
+                .where(Score.patient_id == wanted.c.patient_id, Score.instrument == wanted.c.instrument,
+                       Score.deleted_at.is_(None), *condition)
+                .order_by(*order).limit(1).lateral(name))
+
+    first, latest = pick("first", last=False), pick("latest", last=True)
+    before = pick("before", Score.recorded_at < wanted.c.dose, last=True)
+    return (
+        select(wanted.c.patient_id, *[column.label(f"{part.name}_{column.key}") for part in (first, before, latest)
+                                      for column in part.c])
+        .select_from(wanted)
+        .join(first, true())
+        .outerjoin(before, true())
+        .join(latest, true())
+    )
+
+
+@functools.cache
+def _picks_driver(dialect: Dialect) -> DriverStatement:
+    return DriverStatement.compile(_picks_statement(), dialect)
+
+
+async def _driver_picks(engine: AsyncEngine, wanted: Sequence[Wanted]) -> dict[uuid.UUID, Picks]:
+    if not wanted:
+        return {}
+    pids, codes, doses = (list(column) for column in zip(*wanted, strict=True))
+    rows = await _picks_driver(engine.dialect).fetch(
+        engine, {"patient_ids": pids, "instruments": codes, "doses": doses})
+
+    def value(row: Any, part: str) -> ScoreValue | None:
+        at = row[f"{part}_recorded_at"]
+        return None if at is None else ScoreValue(at, row[f"{part}_total"], row[f"{part}_severity"])
+
+    return {row["patient_id"]: Picks(value(row, "first"), value(row, "before"), value(row, "latest"))  # type: ignore[arg-type]
+            for row in rows}

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes, pagination
@@ -25,6 +26,7 @@ from api.instruments.registry import GAD7, INSTRUMENTS
 from api.patients.service import PATIENT_ORDER
 from api.schedules import rules
 from api.security.tokens import Caller
+from api.statements import one_statement
 from models.base import utcnow
 from models.plans import PlanStatus
 
@@ -57,23 +59,34 @@ def _key(order: str, row: DashboardRow) -> tuple:
 async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> DashboardPage:
     now = utcnow()
     visible = visible_patients(caller)
+    # PostgreSQL reads each page's inputs on the driver (api.dashboard.queries) and audits in its own statement.
+    engine = session.bind if one_statement(session.bind) else None
     if query.sort == "name" and query.overdue is None and query.trend is None:
         # The panel's own order: the database pages it and only the page is summarised.
         stmt = pagination.keyset(queries.panel(visible, query.q), PATIENT_ORDER, limit=query.limit,
                                  cursor=query.cursor)
         patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER, limit=query.limit)
-        items = await summarise(session, patients, now)
+        if engine is not None:
+            await session.commit()  # only read: the connection goes back to the pool for the driver's statements
+        items = await summarise(session, engine, patients, now)
     else:
         after = pagination.decode_position(query.cursor, ORDERS[query.sort][1]) if query.cursor else None
-        everyone = await summarise(session, (await session.exec(queries.panel(visible, query.q))).all(), now)
-        chosen = sorted((row for row in everyone if _matches(row, query)), key=lambda r: _key(query.sort, r))
+        everyone = (await session.exec(queries.panel(visible, query.q))).all()
+        if engine is not None:
+            await session.commit()
+        chosen = sorted((row for row in await summarise(session, engine, everyone, now) if _matches(row, query)),
+                        key=lambda r: _key(query.sort, r))
         if after is not None:
             chosen = [row for row in chosen if _key(query.sort, row) > after]
         items = chosen[:query.limit]
         next_cursor = pagination.encode_position(_key(query.sort, items[-1])) if len(chosen) > query.limit else None
-    audit.record_patient_reads(session, caller, "dashboard.read", "patient",
-                               [(row.patient_id, row.patient_id) for row in items])
-    await session.commit()
+    if engine is not None:
+        await audit.record_patient_reads_now(engine, caller, "dashboard.read", "patient",
+                                             [row.patient_id for row in items])
+    else:
+        audit.record_patient_reads(session, caller, "dashboard.read", "patient",
+                                   [(row.patient_id, row.patient_id) for row in items])
+        await session.commit()
     return DashboardPage(items=items, next_cursor=next_cursor)
 
 
@@ -82,56 +95,48 @@ def _matches(row: DashboardRow, query: DashboardQuery) -> bool:
             and (query.trend is None or row.trend == query.trend))
 
 
-async def summarise(session: AsyncSession, patients: Sequence[Row], now: dt.datetime) -> list[DashboardRow]:
-    """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: six statements."""
+async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime
+                    ) -> list[DashboardRow]:
+    """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: two reads."""
     ids = [patient.id for patient in patients]
-    plans = await queries.plans(session, ids)
-    spans = await queries.score_spans(session, ids)
-    recent = await queries.recent_scores(session, ids, now - RECENT)
+    found = await queries.inputs(session, engine, ids, now - RECENT)
     shown, doses = {}, {}
     for patient in patients:
-        plan = plans[patient.id]
+        plan = found.plans[patient.id]
         assessments = plan.assessments if plan.plan_id is not None else []
         shown[patient.id] = assessments[0]["instrument"] if assessments else GAD7.code
         doses[patient.id] = outcomes.first_dose(plan.first_session_at, plan.start_date, ZoneInfo(patient.timezone))
-    before = await queries.last_before(session, [
-        (pid, shown[pid], dose) for pid, dose in doses.items() if dose is not None and (pid, shown[pid]) in spans])
-    baselines: dict = {}
-    for pid in ids:
-        if (pid, shown[pid]) in spans:
-            first, _ = spans[(pid, shown[pid])]
-            candidates = sorted({first, before.get(pid, first)})
-            index, _ = outcomes.baseline(candidates, doses[pid])
-            baselines[pid] = candidates[index]
-    wanted = {(pid, shown[pid], at) for pid, at in baselines.items()}
-    wanted |= {(pid, shown[pid], spans[(pid, shown[pid])][1]) for pid in baselines}
-    values = await queries.scores_at(session, wanted)
-    alerts = await queries.open_alerts(session, ids)
+    picked = await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
+                                                   if (pid, shown[pid]) in found.spans], found.spans)
     last_score_at: dict = {}
-    for (pid, _), (_, last) in spans.items():
+    for (pid, _), (_, last) in found.spans.items():
         last_score_at[pid] = max(last, last_score_at.get(pid, last))
-    return [_row(patient, plans[patient.id], shown[patient.id], spans, recent[patient.id], baselines, values,
-                 alerts.get(patient.id, (0, 0)), last_score_at.get(patient.id), now) for patient in patients]
+    return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id), doses[patient.id],
+                 last_score_at.get(patient.id), now) for patient in patients]
 
 
-def _row(patient: Row, plan: Row, code: str, spans: dict, recent: list[Row], baselines: dict, values: dict,
-         alerts: tuple[int, int], last_score_at: dt.datetime | None, now: dt.datetime) -> DashboardRow:
+def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs, picks: queries.Picks | None,
+         dose: dt.datetime | None, last_score_at: dt.datetime | None, now: dt.datetime) -> DashboardRow:
     instrument = INSTRUMENTS[code]
     zone = ZoneInfo(patient.timezone)
     latest = base = None
-    if patient.id in baselines:
-        latest = values.get((patient.id, code, spans[(patient.id, code)][1]))
-        base = values.get((patient.id, code, baselines[patient.id]))
+    if picks is not None:
+        # The chart's rule over the two candidates: the last score before the first dose, else the first.
+        latest, candidates = picks.latest, [picks.first, *([picks.before] if picks.before else [])]
+        index, _ = outcomes.baseline([candidate.recorded_at for candidate in candidates], dose)
+        base = candidates[index]
+    shown = found.recent.get((patient.id, code), queries.NONE_RECENT)
     change = latest.total - base.total if latest is not None and base is not None else None
     schedule = []
     if plan.plan_id is not None and plan.status == PlanStatus.active:
         today = now.astimezone(zone).date()
         schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
-                                spans.get((patient.id, line["instrument"]), (None, None))[1],
-                                [row.recorded_at for row in recent if row.instrument == line["instrument"]])
+                                found.spans.get((patient.id, line["instrument"]), (None, None))[1],
+                                found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).recorded_at)
                     for line in plan.assessments]
     shares = [round(entry.adherence_28d * 100) for entry in schedule if entry.adherence_28d is not None]
     activity = [at for at in (last_score_at, plan.last_session_at) if at is not None]
+    alerts = found.alerts.get(patient.id, (0, 0))
     return DashboardRow(
         patient_id=patient.id, full_name=patient.full_name,
         plan_status=plan.status if plan.plan_id is not None else None, instrument=code,
@@ -139,8 +144,7 @@ def _row(patient: Row, plan: Row, code: str, spans: dict, recent: list[Row], bas
                                                        recorded_at=latest.recorded_at),
         baseline_total=None if base is None else base.total, change=change,
         percent_change=None if change is None else outcomes.percent_change(base.total, latest.total),
-        trend=outcomes.trend(instrument, [(row.recorded_at, row.total) for row in recent if row.instrument == code],
-                             now),
+        trend=outcomes.trend(instrument, list(zip(shown.recorded_at, shown.totals, strict=True)), now),
         last_session_at=plan.last_session_at, last_activity_at=max(activity, default=None),
         next_assessment_due=min((entry.next_due_on for entry in schedule), default=None),
         overdue=any(entry.overdue_days > 0 for entry in schedule),
