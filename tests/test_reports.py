@@ -215,26 +215,26 @@ async def test_names_outside_latin_1_print_as_written(client, app, world):
 
 
 async def test_drawing_runs_off_the_event_loop(client, app, world, monkeypatch):
-    from api.reports import service
+    from api.reports import render
 
     threads = []
-    draw = service.render.pdf
+    draw = render.pdf
 
     def watched(data):
         threads.append(threading.get_ident())
         return draw(data)
 
-    monkeypatch.setattr(service.render, "pdf", watched)
+    monkeypatch.setattr(render, "pdf", watched)
     assert (await report(client, world.clinician, world.patient.id)).status_code == 200
     assert len(threads) == 1 and threads[0] != threading.get_ident()
 
 
 async def test_at_most_concurrent_renders_reports_are_drawn_at_once(client, app, world, monkeypatch):
-    from api.reports import service
+    from api.reports import render, service
 
     drawing, most = 0, 0
     lock = threading.Lock()
-    draw = service.render.pdf
+    draw = render.pdf
 
     def watched(data):
         nonlocal drawing, most
@@ -248,7 +248,7 @@ async def test_at_most_concurrent_renders_reports_are_drawn_at_once(client, app,
             with lock:
                 drawing -= 1
 
-    monkeypatch.setattr(service.render, "pdf", watched)
+    monkeypatch.setattr(render, "pdf", watched)
     answers = await asyncio.gather(*[report(client, world.clinician, world.patient.id) for _ in range(5)])
     assert [answer.status_code for answer in answers] == [200] * 5
     assert most == service.CONCURRENT_RENDERS

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.audit import service as audit
 from api.authz import EXPORT_RECORD, READ_SCORES, authorize_patient
-from api.exports import fhir, formats, queries
+from api.exports import formats, queries
 from api.sync import SYNC_MARGIN
 from api.security.tokens import Caller
 from models.base import utcnow
@@ -31,6 +31,9 @@ NDJSON = "application/x-ndjson"
 async def patient_fhir(session: AsyncSession, caller: Caller, patient_id: uuid.UUID) -> str:
     """The Bundle as JSON. A patient's own copy leaves out clinician-only session notes (and draft sessions, which
     no export holds: only signed sessions are a clinical record)."""
+    # Imported on the first FHIR export: the R4B models hold about 25 MB that other processes need not carry.
+    from api.exports import fhir
+
     patient = await authorize_patient(session, caller, patient_id, "export.read", allow=EXPORT_RECORD,
                                       resource_type="export", resource_id=f"{patient_id}:fhir")
     plans = await queries.plans(session, patient.id)

@@ -24,7 +24,7 @@ from api.instruments.registry import INSTRUMENTS
 from api.patients import service as patients
 from api.plans import service as plans
 from api.plans.schemas import PlanView
-from api.reports import queries, render
+from api.reports import queries
 from api.reports.schemas import ReportQuery
 from api.security.tokens import Caller
 from api.sessions import queries as session_queries
@@ -55,6 +55,10 @@ def _instruments(plan: PlanView | None) -> tuple[str, ...]:
 async def report(
     session: AsyncSession, caller: Caller, patient_id: uuid.UUID, query: ReportQuery, renders: CapacityLimiter
 ) -> Report:
+    # Imported on the first report: matplotlib and reportlab hold about 60 MB, which processes that never draw one
+    # (most of them) need not carry (issue 13's memory target).
+    from api.reports import render
+
     patient = await authorize_patient(session, caller, patient_id, "report.read")
     zone = ZoneInfo(patient.timezone)
     found = await queries.chart_plan(session, patient.id)
