@@ -612,6 +612,15 @@ async def test_issue16_1_without_a_score_before_the_first_dose_the_first_score_i
     assert (answer["change"], answer["percent_change"], answer["response"]) == (-6, -50.0, True)
 
 
+async def test_a_response_at_the_very_instant_of_the_first_dose_counts_with_onset_zero(client, world, app):
+    plan = await plan_in_status(client, world, "2026-11-02")
+    await add_session(app, world, "2026-11-02T09:00:00-05:00", plan_id=plan["id"])
+    await add_scores(app, world, [("2026-11-01T09:00:00-05:00", 16), ("2026-11-02T09:00:00-05:00", 8)])
+    answer = await chart_json(client, world)
+    assert (answer["baseline"]["total"], answer["response"], answer["onset"]) == (16, True, 0.0)
+    assert answer["durability"]["first_response_at"] == "2026-11-02T14:00:00Z"
+
+
 async def test_issue16_2_durability_judges_the_bucket_where_response_was_first_met(client, world, app):
     plan = await plan_in_status(client, world, "2026-10-31")
     await add_session(app, world, "2026-11-02T08:00:00-05:00", plan_id=plan["id"])
