@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         yield
+        await _app.state.revocations.close()
         await engine.dispose()
 
     app = FastAPI(

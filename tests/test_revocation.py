@@ -120,3 +120,50 @@ async def _family_of(app, refresh_token: str) -> uuid.UUID:
     async with app.state.sessions() as session:
         return (await session.exec(
             select(RefreshToken.family_id).where(RefreshToken.token_hash == digest(refresh_token)))).scalar_one()
+
+
+async def test_a_reread_runs_behind_the_requests_from_half_the_interval(app):
+    """From half the interval the copy is reread in the background: the request that notices is answered from the
+    copy it has, and a revocation written by another process is seen once the reread is done."""
+    from api.security.tokens import Caller
+    from models.users import Role
+
+    caller = Caller(uuid.uuid4(), uuid.uuid4(), Role.clinician, session_id=uuid.uuid4(), issued_at=1.0)
+    revocations = app.state.revocations
+    assert await revocations.is_revoked(caller) is False  # a fresh copy
+    now = utcnow()
+    async with app.state.engine.begin() as connection:  # as another process writes it: this copy is not told
+        await connection.execute(insert(AccessRevocation).values(
+            subject_type=Subject.principal, subject_id=caller.user_id, reason="test", revoked_at=now,
+            expires_at=now + revocation.KEEP_FOR))
+    revocations._loaded_at -= revocations._poll_seconds * 0.6
+    assert await revocations.is_revoked(caller) is False  # answered from the copy it had
+    assert revocations._refreshing is not None
+    await asyncio.wait_for(asyncio.shield(revocations._refreshing), timeout=5)
+    assert await revocations.is_revoked(caller) is True
+
+
+async def test_a_request_waits_for_a_reread_only_past_the_interval(app, monkeypatch):
+    from api.security.tokens import Caller
+    from models.users import Role
+
+    caller = Caller(uuid.uuid4(), uuid.uuid4(), Role.clinician, session_id=uuid.uuid4(), issued_at=1.0)
+    revocations = app.state.revocations
+    assert await revocations.is_revoked(caller) is False
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_reread(_age: float) -> None:
+        started.set()
+        await release.wait()
+
+    monkeypatch.setattr(revocations, "_reload", slow_reread)
+    revocations._loaded_at -= revocations._poll_seconds * 0.6
+    assert await asyncio.wait_for(revocations.is_revoked(caller), timeout=0.2) is False  # answered at once
+    await asyncio.wait_for(started.wait(), timeout=1)  # while a reread is under way
+
+    revocations._loaded_at -= revocations._poll_seconds
+    waiting = asyncio.create_task(revocations.is_revoked(caller))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # past the interval: the request waits for a fresh copy
+    release.set()
+    assert await asyncio.wait_for(waiting, timeout=1) is False
