@@ -104,24 +104,32 @@ def clinically_meaningful(instrument: Instrument, change: int) -> bool | None:
 TREND_WINDOW = dt.timedelta(days=14)
 
 
+def trend_windows(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """(start, split) of the trend's two fortnights: the prior one is (start, split], the recent one (split, now]."""
+    return now - 2 * TREND_WINDOW, now - TREND_WINDOW
+
+
 def trend(instrument: Instrument, scores: Sequence[tuple[dt.datetime, int]], now: dt.datetime) -> str | None:
+    """The contract's dashboard `trend` from (instant, total) scores: see `trend_of`."""
+    start, split = trend_windows(now)
+    recent = [total for at, total in scores if split < at <= now]
+    prior = [total for at, total in scores if start < at <= split]
+    return trend_of(instrument, sum(recent), len(recent), sum(prior), len(prior))
+
+
+def trend_of(instrument: Instrument, recent_sum: int, recent_n: int, prior_sum: int, prior_n: int) -> str | None:
     """The contract's dashboard `trend`: the mean total of the last 14 days (after now − 14 d, up to now) against
-    the mean of the 14 days before, judged by the instrument's clinically meaningful change. Higher totals are worse
-    on every instrument: a rise of at least the MCID is "worsening", a fall of at least it "improving", anything
-    else "stable". None when either fortnight has no score, or the instrument has no MCID.
+    the mean of the 14 days before (`trend_windows`), judged by the instrument's clinically meaningful change. Higher
+    totals are worse on every instrument: a rise of at least the MCID is "worsening", a fall of at least it
+    "improving", anything else "stable". None when either fortnight has no score, or the instrument has no MCID.
 
     Exact integer arithmetic: mean_recent − mean_prior ≥ mcid ⇔ Σr·np − Σp·nr ≥ mcid·nr·np.
     """
     mcid = instrument.clinically_meaningful_change
-    if mcid is None:
+    if mcid is None or not recent_n or not prior_n:
         return None
-    split, start = now - TREND_WINDOW, now - 2 * TREND_WINDOW
-    recent = [total for at, total in scores if split < at <= now]
-    prior = [total for at, total in scores if start < at <= split]
-    if not recent or not prior:
-        return None
-    difference = sum(recent) * len(prior) - sum(prior) * len(recent)
-    threshold = mcid * len(recent) * len(prior)
+    difference = recent_sum * prior_n - prior_sum * recent_n
+    threshold = mcid * recent_n * prior_n
     if difference >= threshold:
         return "worsening"
     if difference <= -threshold:

@@ -16,15 +16,17 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ARRAY, ColumnElement, DateTime, Select, String, Uuid, and_, bindparam, case, false, func, literal_column, or_,
-    select, true)
+    ARRAY, ColumnElement, Date, DateTime, Row, Select, String, Uuid, and_, bindparam, case, false, func, literal_column, or_,
+    cast, select, true)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import outcomes
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.patients.service import named_like
@@ -57,13 +59,17 @@ class PlanFacts:
 
 @dataclass(frozen=True, slots=True)
 class Recent:
-    """A patient's live scores of one instrument after some instant, oldest first."""
+    """A patient's recent live scores of one instrument, as the schedule and the trend use them: the local days
+    with a score (over the adherence window), and each fortnight's sum and count (`outcomes.trend_windows`)."""
 
-    recorded_at: list[dt.datetime]
-    totals: list[int]
+    days: set[dt.date] | list[dt.date]
+    recent_sum: int = 0
+    recent_n: int = 0
+    prior_sum: int = 0
+    prior_n: int = 0
 
 
-NONE_RECENT = Recent([], [])
+NONE_RECENT = Recent([])
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +78,7 @@ class Inputs:
 
     plans: dict[uuid.UUID, PlanFacts]
     spans: dict[tuple[uuid.UUID, str], tuple[dt.datetime, dt.datetime]]  # (first, last) live score per instrument
-    recent: dict[tuple[uuid.UUID, str], Recent]  # live scores after `since`; absent: none
+    recent: dict[tuple[uuid.UUID, str], Recent]  # absent: no live score since RECENT ago
     alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
 
 
@@ -97,13 +103,20 @@ class Picks:
 Wanted = tuple[uuid.UUID, str, dt.datetime | None]
 
 
-async def inputs(session: AsyncSession, engine: AsyncEngine | None, patient_ids: Sequence[uuid.UUID],
-                 since: dt.datetime) -> Inputs:
-    """On PostgreSQL (`engine` given) one statement on the driver; else four through the session."""
+# Scores read per patient for the trend (two fortnights) and the schedule's 28 local days, with a day to spare for
+# the patient's zone.
+RECENT = dt.timedelta(days=29)
+
+
+async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime
+                 ) -> Inputs:
+    """Of these (id, full_name, timezone) patients. On PostgreSQL (`engine` given) one statement on the driver;
+    else four through the session."""
     if engine is not None:
-        return await _driver_inputs(engine, patient_ids, since)
-    return Inputs(await plans(session, patient_ids), await score_spans(session, patient_ids),
-                  await recent_scores(session, patient_ids, since), await open_alerts(session, patient_ids))
+        return await _driver_inputs(engine, [patient.id for patient in patients], now)
+    ids = [patient.id for patient in patients]
+    return Inputs(await plans(session, ids), await score_spans(session, ids), await recent_scores(session, patients, now),
+                  await open_alerts(session, ids))
 
 
 async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted],
@@ -161,20 +174,26 @@ async def score_spans(session: AsyncSession, patient_ids: Collection[uuid.UUID]
     return {(pid, instrument): (first, last) for pid, instrument, first, last in (await session.exec(stmt)).all()}
 
 
-async def recent_scores(session: AsyncSession, patient_ids: Collection[uuid.UUID], since: dt.datetime
+async def recent_scores(session: AsyncSession, patients: Sequence[Row], now: dt.datetime
                         ) -> dict[tuple[uuid.UUID, str], Recent]:
-    """Each patient's live scores of each instrument recorded after `since`."""
-    found: dict[tuple[uuid.UUID, str], Recent] = {}
+    """Each patient's recent live scores of each instrument."""
+    zones = {patient.id: ZoneInfo(patient.timezone) for patient in patients}
+    start, split = outcomes.trend_windows(now)
+    found: dict[tuple[uuid.UUID, str], list] = {}
     stmt = (
         select(Score.patient_id, Score.instrument, Score.recorded_at, Score.total)
-        .where(Score.patient_id.in_(patient_ids), Score.deleted_at.is_(None), Score.recorded_at > since)
-        .order_by(Score.patient_id, Score.recorded_at)
+        .where(Score.patient_id.in_(list(zones)), Score.deleted_at.is_(None), Score.recorded_at > now - RECENT)
     )
     for pid, instrument, recorded_at, total in (await session.exec(stmt)).all():
-        recent = found.setdefault((pid, instrument), Recent([], []))
-        recent.recorded_at.append(recorded_at)
-        recent.totals.append(total)
-    return found
+        days, sums = found.setdefault((pid, instrument), (set(), [0, 0, 0, 0]))
+        days.add(recorded_at.astimezone(zones[pid]).date())
+        if split < recorded_at <= now:
+            sums[0] += total
+            sums[1] += 1
+        elif start < recorded_at <= split:
+            sums[2] += total
+            sums[3] += 1
+    return {key: Recent(days, *sums) for key, (days, sums) in found.items()}
 
 
 async def last_before(session: AsyncSession, wanted: Sequence[tuple[uuid.UUID, str, dt.datetime]]
@@ -220,6 +239,21 @@ def _ordered(column: Any) -> Any:
     return func.array_agg(aggregate_order_by(column, Score.recorded_at, Score.id))
 
 
+# Each instrument's columns of the statement: (code, first, last, days, (recent_sum, recent_n, prior_sum, prior_n)).
+_COLUMNS = [(code, f"first_{code}", f"last_{code}", f"days_{code}",
+             tuple(f"{name}_{code}" for name in ("recent_sum", "recent_n", "prior_sum", "prior_n"))) for code in _CODES]
+
+
+def _per_instrument(of: ColumnElement[bool], day: Any, at: Any, now: Any, start: Any, split: Any
+                    ) -> list[tuple[str, Any]]:
+    in_recent, in_prior = and_(of, at > split, at <= now), and_(of, at > start, at <= split)
+    return [("days", func.array_agg(day).filter(of)),  # a day per score: sorting them for DISTINCT costs more
+            ("recent_sum", func.coalesce(func.sum(Score.total).filter(in_recent), 0)),
+            ("recent_n", func.count().filter(in_recent)),
+            ("prior_sum", func.coalesce(func.sum(Score.total).filter(in_prior), 0)),
+            ("prior_n", func.count().filter(in_prior))]
+
+
 @functools.cache
 def _inputs_statement() -> Select:
     def edge(code: str, end: Any) -> Any:
@@ -228,10 +262,14 @@ def _inputs_statement() -> Select:
                        Score.deleted_at.is_(None))
                 .scalar_subquery())
 
-    # One pass over the patient's recent index entries, split by instrument.
+    # One pass over the patient's recent index entries, reduced per instrument to what the schedule and the trend
+    # use: the distinct local days in the patient's zone, and each fortnight's sum and count.
+    day = cast(func.timezone(Patient.timezone, Score.recorded_at), Date)
+    at = Score.recorded_at
+    now, start, split = (bindparam(name, type_=DateTime(timezone=True)) for name in ("now", "start", "split"))
     recent = (
-        select(*[_ordered(column).filter(Score.instrument == literal_column(f"'{code}'")).label(f"recent_{name}_{code}")
-                 for code in _CODES for name, column in (("at", Score.recorded_at), ("totals", Score.total))])
+        select(*[column.label(f"{name}_{code}") for code in _CODES for name, column in _per_instrument(
+            Score.instrument == literal_column(f"'{code}'"), day, at, now, start, split)])
         .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None),
                Score.recorded_at > bindparam("since", type_=DateTime(timezone=True)))
         .lateral("recent")
@@ -257,18 +295,20 @@ def _inputs_driver(dialect: Dialect) -> DriverStatement:
     return DriverStatement.compile(_inputs_statement(), dialect)
 
 
-async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], since: dt.datetime) -> Inputs:
-    rows = await _inputs_driver(engine.dialect).fetch(engine, {"patient_ids": list(patient_ids), "since": since})
+async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime) -> Inputs:
+    start, split = outcomes.trend_windows(now)
+    rows = await _inputs_driver(engine.dialect).fetch(engine, {
+        "patient_ids": list(patient_ids), "since": now - RECENT, "now": now, "start": start, "split": split})
     found = Inputs({}, {}, {}, {})
     for row in rows:
         pid = row["patient_id"]
         found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
                                      row["first_session_at"], row["last_session_at"])
-        for code in _CODES:
-            if row[f"last_{code}"] is not None:
-                found.spans[(pid, code)] = (row[f"first_{code}"], row[f"last_{code}"])
-            if row[f"recent_at_{code}"] is not None:
-                found.recent[(pid, code)] = Recent(row[f"recent_at_{code}"], row[f"recent_totals_{code}"])
+        for code, first, last, days, sums in _COLUMNS:
+            if row[last] is not None:
+                found.spans[(pid, code)] = (row[first], row[last])
+            if row[days] is not None:
+                found.recent[(pid, code)] = Recent(set(row[days]), *[row[name] for name in sums])
         if row["open_alerts"]:
             found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])
     return found

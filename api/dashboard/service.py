@@ -30,9 +30,6 @@ from api.statements import one_statement
 from models.base import utcnow
 from models.plans import PlanStatus
 
-# Scores read per patient for the trend (two fortnights) and the schedule's 28 local days, with a day to spare for
-# the patient's zone.
-RECENT = dt.timedelta(days=29)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -99,7 +96,7 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
                     ) -> list[DashboardRow]:
     """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: two reads."""
     ids = [patient.id for patient in patients]
-    found = await queries.inputs(session, engine, ids, now - RECENT)
+    found = await queries.inputs(session, engine, patients, now)
     shown, doses = {}, {}
     for patient in patients:
         plan = found.plans[patient.id]
@@ -132,7 +129,7 @@ def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs
         today = now.astimezone(zone).date()
         schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
                                 found.spans.get((patient.id, line["instrument"]), (None, None))[1],
-                                found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).recorded_at)
+                                found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).days)
                     for line in plan.assessments]
     shares = [round(entry.adherence_28d * 100) for entry in schedule if entry.adherence_28d is not None]
     activity = [at for at in (last_score_at, plan.last_session_at) if at is not None]
@@ -144,7 +141,7 @@ def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs
                                                        recorded_at=latest.recorded_at),
         baseline_total=None if base is None else base.total, change=change,
         percent_change=None if change is None else outcomes.percent_change(base.total, latest.total),
-        trend=outcomes.trend(instrument, list(zip(shown.recorded_at, shown.totals, strict=True)), now),
+        trend=outcomes.trend_of(instrument, shown.recent_sum, shown.recent_n, shown.prior_sum, shown.prior_n),
         last_session_at=plan.last_session_at, last_activity_at=max(activity, default=None),
         next_assessment_due=min((entry.next_due_on for entry in schedule), default=None),
         overdue=any(entry.overdue_days > 0 for entry in schedule),

@@ -48,6 +48,11 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
     return half_up(min(completed, due_dates), due_dates, places=2)
 
 
+def local_days(instants: Collection[dt.datetime], zone: dt.tzinfo) -> set[dt.date]:
+    """The patient's local calendar days of these instants."""
+    return {at.astimezone(zone).date() for at in instants}
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One line of the plan's `assessments`, as the schedule answers it."""
@@ -62,15 +67,15 @@ class Entry:
 
 def entry(
     instrument: str, every_days: int, start_date: dt.date, today: dt.date, zone: dt.tzinfo,
-    last_at: dt.datetime | None, recent: Collection[dt.datetime],
+    last_at: dt.datetime | None, days: Collection[dt.date],
 ) -> Entry:
-    """The schedule line of one instrument: `last_at` is its last live score (any time), `recent` the instants of
-    its live scores over at least the adherence window."""
+    """The schedule line of one instrument: `last_at` is its last live score (any time), `days` the local days of
+    its live scores over at least the adherence window (`local_days`)."""
     last_day = last_at.astimezone(zone).date() if last_at is not None else None
     since_start = last_at if last_day is not None and last_day >= start_date else None
     due = next_due_on(start_date, every_days, last_day)
     return Entry(
         instrument=instrument, every_days=every_days, last_completed_at=since_start, next_due_on=due,
         overdue_days=overdue_days(due, today),
-        adherence_28d=adherence(start_date, every_days, today, [at.astimezone(zone).date() for at in recent]),
+        adherence_28d=adherence(start_date, every_days, today, days),
     )

@@ -53,7 +53,7 @@ async def tagged_schedule(
     def build() -> SchedulePublic:
         items = [
             rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
-                        last.get((patient_id, line["instrument"])), recent[line["instrument"]])
+                        last.get((patient_id, line["instrument"])), rules.local_days(recent[line["instrument"]], zone))
             for line in plan.assessments
         ]
         return SchedulePublic(timezone=timezone, plan_id=plan.id, today=today,
