@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from models import CareTeamMember, CareTeamRole
+from tests.conftest import ON_POSTGRES
 from tests.factories import add_patient
 from tests.matrix import Route, by_role, cell_id, cells, check_route
 from tests.plan_helpers import new_plan, plan_body, set_status
@@ -246,7 +247,11 @@ async def test_reading_the_dashboard_is_audited_per_row(client, world):
 # --- cost ------------------------------------------------------------------------------------------------------
 
 
-async def statements_for(client, app, actor, **params) -> int:
+async def statements_for(client, app, actor, monkeypatch, **params) -> int:
+    """Statements a dashboard request runs: through SQLAlchemy and, on PostgreSQL, on the driver
+    (api/statements.py)."""
+    from api.statements import DriverStatement
+
     executed = []
 
     def count(_connection, _cursor, statement, *_args) -> None:
@@ -255,17 +260,26 @@ async def statements_for(client, app, actor, **params) -> int:
         if "access_revocation" not in statement:
             executed.append(1)
 
+    run = DriverStatement._run
+
+    async def counted(self, engine, method, parameters):
+        if "access_revocation" not in self.sql:
+            executed.append(1)
+        return await run(self, engine, method, parameters)
+
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
+    monkeypatch.setattr(DriverStatement, "_run", counted)
     try:
         await dashboard(client, actor, **params)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        monkeypatch.undo()
     return len(executed)
 
 
 @pytest.mark.parametrize("params", [{"sort": "name"}, {"sort": "alerts"}, {"sort": "name", "trend": "worsening"}])
-async def test_a_page_costs_the_same_statements_for_5_and_500_patients(client, world, app, params):
+async def test_a_page_costs_the_same_statements_for_5_and_500_patients(client, world, app, monkeypatch, params):
     from tests.factories import add_user
     from models import Role
 
@@ -286,5 +300,7 @@ async def test_a_page_costs_the_same_statements_for_5_and_500_patients(client, w
                              headers=world.admin.headers)
             await plan_for(client, world, patient)
             await score(client, world.clinician, patient, 10, days=2)
-        counts.append(await statements_for(client, app, actor, limit=100, **params))
-    assert counts[0] == counts[1], counts
+        counts.append(await statements_for(client, app, actor, monkeypatch, limit=100, **params))
+    # PostgreSQL: the page, the inputs, the scores shown, the audit rows. SQLite: four reads of inputs and two of
+    # scores instead of one each.
+    assert counts[0] == counts[1] <= (4 if ON_POSTGRES else 8), counts
