@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, String, TypeDecorator, and_, or_
+from sqlalchemy import ColumnElement, Integer, Select, String, TypeDecorator, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api.errors import ValidationFailed
@@ -152,6 +152,21 @@ def keyset(stmt: Select, keys: Sequence[SortKey], *, limit: int, cursor: str | N
         stmt = stmt.where(_after(keys, _decode(cursor, keys)))
     order = [column.asc() if direction == "asc" else column.desc() for column, direction in keys]
     return stmt.order_by(*order).limit(limit + 1)
+
+
+def keyset_once(stmt: Select, keys: Sequence[SortKey], *, after: bool) -> Select:
+    """`keyset` for a statement built once and run many times (api/statements.py): the cursor's values and the
+    limit (one more row than asked) are the bound parameters `cursor_parameters` names."""
+    if after:
+        stmt = stmt.where(_after(keys, [bindparam(f"after_{column.key}", type_=column.type) for column, _ in keys]))
+    order = [column.asc() if direction == "asc" else column.desc() for column, direction in keys]
+    return stmt.order_by(*order).limit(bindparam("limit_and_one", type_=Integer))
+
+
+def cursor_parameters(keys: Sequence[SortKey], *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The parameters of a `keyset_once` statement for this page."""
+    values = _decode(cursor, keys) if cursor else []
+    return {"limit_and_one": limit + 1, **{f"after_{column.key}": value for (column, _), value in zip(keys, values)}}
 
 
 def page_of(

@@ -15,7 +15,7 @@ import functools
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -26,22 +26,56 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import outcomes
+from api import outcomes, pagination
+from api.authz import visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
-from api.patients.service import named_like
+from api.patients.service import PATIENT_ORDER, named_like
+from api.security.tokens import Caller
 from api.statements import DriverStatement
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
 from models.plans import TreatmentPlan
 from models.scores import Score
+from models.users import Role
 
 
 def panel(visible: ColumnElement[bool], q: str | None) -> Select:
     """(id, full_name, timezone) of the patients the caller may see whose name matches `q`; unordered (the caller
     pages it by name, or orders it in Python)."""
     return named_like(select(Patient.id, Patient.full_name, Patient.timezone).where(visible), q)
+
+
+class PanelRow(NamedTuple):
+    id: uuid.UUID
+    full_name: str
+    timezone: str
+
+
+@functools.cache
+def _page_statement(role: Role, after: bool) -> Select:
+    """`panel` paged by name for a caller of `role` without a name filter, built once: the caller's ids, the cursor
+    and the limit are parameters (as in api.authz's own statements)."""
+    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
+                    organization_id=bindparam("caller_organization_id", type_=Uuid),
+                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    return pagination.keyset_once(panel(visible_patients(caller), None), PATIENT_ORDER, after=after)
+
+
+@functools.cache
+def _page_driver(dialect: Dialect, role: Role, after: bool) -> DriverStatement:
+    return DriverStatement.compile(_page_statement(role, after), dialect)
+
+
+async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, cursor: str | None
+                       ) -> tuple[list[PanelRow], str | None]:
+    """PostgreSQL: a page of the caller's panel by name (and the next cursor), in one statement on the driver."""
+    rows = await _page_driver(engine.dialect, caller.role, cursor is not None).fetch(engine, {
+        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
+        "caller_patient_id": caller.patient_id,
+        **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
+    return pagination.page_of([PanelRow(*row) for row in rows], PATIENT_ORDER, limit=limit)
 
 
 @dataclass(frozen=True, slots=True)

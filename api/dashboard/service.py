@@ -55,20 +55,23 @@ def _key(order: str, row: DashboardRow) -> tuple:
 
 async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> DashboardPage:
     now = utcnow()
-    visible = visible_patients(caller)
     # PostgreSQL reads each page's inputs on the driver (api.dashboard.queries) and audits in its own statement.
     engine = session.bind if one_statement(session.bind) else None
     if query.sort == "name" and query.overdue is None and query.trend is None:
         # The panel's own order: the database pages it and only the page is summarised.
-        stmt = pagination.keyset(queries.panel(visible, query.q), PATIENT_ORDER, limit=query.limit,
-                                 cursor=query.cursor)
-        patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER, limit=query.limit)
-        if engine is not None:
-            await session.commit()  # only read: the connection goes back to the pool for the driver's statements
+        if engine is not None and query.q is None:
+            patients, next_cursor = await queries.page_by_name(engine, caller, limit=query.limit, cursor=query.cursor)
+        else:
+            stmt = pagination.keyset(queries.panel(visible_patients(caller), query.q), PATIENT_ORDER,
+                                     limit=query.limit, cursor=query.cursor)
+            patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER,
+                                                       limit=query.limit)
+            if engine is not None:
+                await session.commit()  # only read: the connection goes back to the pool for the driver's statements
         items = await summarise(session, engine, patients, now)
     else:
         after = pagination.decode_position(query.cursor, ORDERS[query.sort][1]) if query.cursor else None
-        everyone = (await session.exec(queries.panel(visible, query.q))).all()
+        everyone = (await session.exec(queries.panel(visible_patients(caller), query.q))).all()
         if engine is not None:
             await session.commit()
         chosen = sorted((row for row in await summarise(session, engine, everyone, now) if _matches(row, query)),
