@@ -111,7 +111,7 @@ class Inputs:
     """What a page is computed from, for every patient asked about."""
 
     plans: dict[uuid.UUID, PlanFacts]
-    spans: dict[tuple[uuid.UUID, str], tuple[dt.datetime, dt.datetime]]  # (first, last) live score per instrument
+    last: dict[tuple[uuid.UUID, str], dt.datetime]  # the last live score of each instrument; absent: none
     recent: dict[tuple[uuid.UUID, str], Recent]  # absent: no live score since RECENT ago
     alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
 
@@ -149,16 +149,18 @@ async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Se
     if engine is not None:
         return await _driver_inputs(engine, [patient.id for patient in patients], now)
     ids = [patient.id for patient in patients]
-    return Inputs(await plans(session, ids), await score_spans(session, ids), await recent_scores(session, patients, now),
-                  await open_alerts(session, ids))
+    spans = await score_spans(session, ids)
+    return Inputs(await plans(session, ids), {key: last for key, (_, last) in spans.items()},
+                  await recent_scores(session, patients, now), await open_alerts(session, ids))
 
 
-async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted],
-                spans: dict[tuple[uuid.UUID, str], tuple[dt.datetime, dt.datetime]]) -> dict[uuid.UUID, Picks]:
+async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted]
+                ) -> dict[uuid.UUID, Picks]:
     """The first, last-before-dose and latest live score of each wanted (patient, instrument): on PostgreSQL one
-    statement on the driver; else two through the session, from the instants `spans` already holds."""
+    statement on the driver; else three through the session."""
     if engine is not None:
         return await _driver_picks(engine, wanted)
+    spans = await score_spans(session, [pid for pid, _, _ in wanted])
     before = await last_before(session, [(pid, code, dose) for pid, code, dose in wanted if dose is not None])
     instants = {(pid, code, at) for pid, code, _ in wanted
                 for at in (*spans[(pid, code)], *([before[pid]] if pid in before else []))}
@@ -264,8 +266,9 @@ async def open_alerts(session: AsyncSession, patient_ids: Collection[uuid.UUID])
 
 # --- PostgreSQL: each read in one statement on the driver (api/statements.py) -------------------------------------
 
-# A patient's scores are of registered instruments only (api.scores validates the code): the first and last of
-# each are two index probes (ix_score_live_patient_instrument), not a scan of the patient's history.
+# A patient's scores are of registered instruments only (api.scores validates the code): the last of each is an
+# index probe (ix_score_live_patient_instrument), not a scan of the patient's history. The first is read only for
+# the instrument shown (`picks`).
 _CODES = tuple(INSTRUMENTS)
 
 
@@ -273,8 +276,8 @@ def _ordered(column: Any) -> Any:
     return func.array_agg(aggregate_order_by(column, Score.recorded_at, Score.id))
 
 
-# Each instrument's columns of the statement: (code, first, last, days, (recent_sum, recent_n, prior_sum, prior_n)).
-_COLUMNS = [(code, f"first_{code}", f"last_{code}", f"days_{code}",
+# Each instrument's columns of the statement: (code, last, days, (recent_sum, recent_n, prior_sum, prior_n)).
+_COLUMNS = [(code, f"last_{code}", f"days_{code}",
              tuple(f"{name}_{code}" for name in ("recent_sum", "recent_n", "prior_sum", "prior_n"))) for code in _CODES]
 
 
@@ -290,14 +293,14 @@ def _per_instrument(of: ColumnElement[bool], day: Any, at: Any, now: Any, start:
 
 @functools.cache
 def _inputs_statement() -> Select:
-    def edge(code: str, end: Any) -> Any:
-        return (select(end(Score.recorded_at))
+    def last(code: str) -> Any:
+        return (select(func.max(Score.recorded_at))
                 .where(Score.patient_id == Patient.id, Score.instrument == literal_column(f"'{code}'"),
                        Score.deleted_at.is_(None))
                 .scalar_subquery())
 
     # One pass over the patient's recent index entries, reduced per instrument to what the schedule and the trend
-    # use: the distinct local days in the patient's zone, and each fortnight's sum and count.
+    # use: the local days in the patient's zone, and each fortnight's sum and count.
     day = cast(func.timezone(Patient.timezone, Score.recorded_at), Date)
     at = Score.recorded_at
     now, start, split = (bindparam(name, type_=DateTime(timezone=True)) for name in ("now", "start", "split"))
@@ -316,8 +319,7 @@ def _inputs_statement() -> Select:
     )
     return (
         _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
-        .add_columns(*[edge(code, end).label(f"{name}_{code}") for code in _CODES
-                       for name, end in (("first", func.min), ("last", func.max))],
+        .add_columns(*[last(code).label(f"last_{code}") for code in _CODES],
                      recent, alerts.c.open_alerts, alerts.c.urgent_alerts)
         .join(recent, true())
         .join(alerts, true())
@@ -338,9 +340,9 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
         pid = row["patient_id"]
         found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
                                      row["first_session_at"], row["last_session_at"])
-        for code, first, last, days, sums in _COLUMNS:
+        for code, last, days, sums in _COLUMNS:
             if row[last] is not None:
-                found.spans[(pid, code)] = (row[first], row[last])
+                found.last[(pid, code)] = row[last]
             if row[days] is not None:
                 found.recent[(pid, code)] = Recent(set(row[days]), *[row[name] for name in sums])
         if row["open_alerts"]:

@@ -107,9 +107,9 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
         shown[patient.id] = assessments[0]["instrument"] if assessments else GAD7.code
         doses[patient.id] = outcomes.first_dose(plan.first_session_at, plan.start_date, ZoneInfo(patient.timezone))
     picked = await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
-                                                   if (pid, shown[pid]) in found.spans], found.spans)
+                                                   if (pid, shown[pid]) in found.last])
     last_score_at: dict = {}
-    for (pid, _), (_, last) in found.spans.items():
+    for (pid, _), last in found.last.items():
         last_score_at[pid] = max(last, last_score_at.get(pid, last))
     return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id), doses[patient.id],
                  last_score_at.get(patient.id), now) for patient in patients]
@@ -131,7 +131,7 @@ def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs
     if plan.plan_id is not None and plan.status == PlanStatus.active:
         today = now.astimezone(zone).date()
         schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
-                                found.spans.get((patient.id, line["instrument"]), (None, None))[1],
+                                found.last.get((patient.id, line["instrument"])),
                                 found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).days)
                     for line in plan.assessments]
     shares = [round(entry.adherence_28d * 100) for entry in schedule if entry.adherence_28d is not None]
