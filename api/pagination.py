@@ -66,10 +66,10 @@ def _unpack(cursor: str) -> tuple[list[Any], str | None]:
             raise ValueError("wrong shape")
         return raw, carry
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise _invalid_cursor() from None
+        raise invalid_cursor() from None
 
 
-def _invalid_cursor() -> ValidationFailed:
+def invalid_cursor() -> ValidationFailed:
     return ValidationFailed.at(["query", "cursor"], "Invalid cursor")
 
 
@@ -80,7 +80,7 @@ def _decode(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
             raise ValueError("wrong length")
         return [_parse(value, _python_type(column)) for value, (column, _) in zip(position, keys, strict=True)]
     except (ValueError, TypeError, NotImplementedError):
-        raise _invalid_cursor() from None
+        raise invalid_cursor() from None
 
 
 def encode_position(values: Sequence[str | int]) -> str:
@@ -98,7 +98,7 @@ def decode_position(cursor: str, types: Sequence[type[str] | type[int]]) -> tupl
         and (kind is not str or "\x00" not in value)
         for value, kind in zip(position, types, strict=False)
     ):
-        raise _invalid_cursor()
+        raise invalid_cursor()
     return tuple(position)
 
 

@@ -207,6 +207,16 @@ async def test_orders_filters_and_pages(client, world, app, params, expected):
     assert await every_page(client, world.clinician, **params) == expected  # one row a page, nothing twice
 
 
+@pytest.mark.parametrize("sort", ["alerts", "change", "last_activity"])
+async def test_a_cursor_whose_patient_id_is_not_one_is_422(client, world, sort):
+    from api.pagination import encode_position
+
+    forged = encode_position([0, 0, "Ann", "not-a-patient-id"])
+    response = await client.get("/v1/dashboard", params={"sort": sort, "cursor": forged},
+                                headers=world.clinician.headers)
+    assert response.status_code == 422, response.text
+
+
 async def test_change_sorts_a_rise_first_and_rows_without_change_last(client, world, app):
     made = await panel_of_four(client, world, app)
     rows = (await dashboard(client, world.clinician, sort="change"))["items"]

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ARRAY, ColumnElement, Date, DateTime, Row, Select, String, Uuid, and_, bindparam, case, false, func, literal_column, or_,
-    cast, select, true)
+    ARRAY, ColumnElement, Date, DateTime, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast, false, func,
+    literal_column, or_, select, true, tuple_)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -72,10 +72,59 @@ async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, curso
                        ) -> tuple[list[PanelRow], str | None]:
     """PostgreSQL: a page of the caller's panel by name (and the next cursor), in one statement on the driver."""
     rows = await _page_driver(engine.dialect, caller.role, cursor is not None).fetch(engine, {
-        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
-        "caller_patient_id": caller.patient_id,
-        **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
+        **_caller_parameters(caller), **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
     return pagination.page_of([PanelRow(*row) for row in rows], PATIENT_ORDER, limit=limit)
+
+
+def _caller_parameters(caller: Caller) -> dict[str, Any]:
+    return {"caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
+            "caller_patient_id": caller.patient_id}
+
+
+def _open_alert_counts(patient_id: Any) -> Any:
+    """(open_alerts, urgent_alerts) of the patient, as a LATERAL (ix_alert_patient_status)."""
+    return (select(func.count().label("open_alerts"),
+                   func.count().filter(Alert.priority == AlertPriority.urgent).label("urgent_alerts"))
+            .where(Alert.patient_id == patient_id, Alert.status == AlertStatus.open)
+            .lateral("alerts"))
+
+
+@functools.cache
+def _alerts_page_statement(role: Role, after: bool) -> Select:
+    """`panel` in the dashboard's `alerts` order (most urgent open alerts, then most open alerts, then name and id),
+    paged by the database, for a caller of `role` without filters; built once, like `_page_statement`."""
+    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
+                    organization_id=bindparam("caller_organization_id", type_=Uuid),
+                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    alerts = _open_alert_counts(Patient.id)
+    key = (-alerts.c.urgent_alerts, -alerts.c.open_alerts, Patient.full_name, Patient.id)
+    stmt = panel(visible_patients(caller), None).add_columns(*key[:2]).join(alerts, true())
+    if after:
+        stmt = stmt.where(tuple_(*key) > tuple_(
+            bindparam("after_urgent", type_=Integer), bindparam("after_open", type_=Integer),
+            bindparam("after_name", type_=String), bindparam("after_id", type_=Uuid)))
+    return stmt.order_by(*key).limit(bindparam("limit_and_one", type_=Integer))
+
+
+@functools.cache
+def _alerts_page_driver(dialect: Dialect, role: Role, after: bool) -> DriverStatement:
+    return DriverStatement.compile(_alerts_page_statement(role, after), dialect)
+
+
+async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, after: tuple | None
+                         ) -> tuple[list[PanelRow], tuple | None]:
+    """PostgreSQL: a page of the caller's panel in the `alerts` order after the sort key `after` (the dashboard's
+    cursor: (−urgent, −open, name, id)), and the last row's key when more rows follow: the counts it was ordered
+    by, which a concurrent alert may have changed by the time the rows are summarised."""
+    position = {}
+    if after is not None:
+        urgent, open_, name, patient_id = after
+        position = {"after_urgent": urgent, "after_open": open_, "after_name": name, "after_id": uuid.UUID(patient_id)}
+    rows = await _alerts_page_driver(engine.dialect, caller.role, after is not None).fetch(engine, {
+        **_caller_parameters(caller), "limit_and_one": limit + 1, **position})
+    page = rows[:limit]
+    last = (page[-1][3], page[-1][4], page[-1][1], str(page[-1][0])) if len(rows) > limit else None
+    return [PanelRow(*row[:3]) for row in page], last
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,12 +360,7 @@ def _inputs_statement() -> Select:
                Score.recorded_at > bindparam("since", type_=DateTime(timezone=True)))
         .lateral("recent")
     )
-    alerts = (
-        select(func.count().label("open_alerts"),
-               func.count().filter(Alert.priority == AlertPriority.urgent).label("urgent_alerts"))
-        .where(Alert.patient_id == Patient.id, Alert.status == AlertStatus.open)
-        .lateral("alerts")
-    )
+    alerts = _open_alert_counts(Patient.id)
     return (
         _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
         .add_columns(*[last(code).label(f"last_{code}") for code in _CODES],

@@ -3,13 +3,15 @@ alerts (docs/dashboard.md).
 
 Every number comes from the functions the chart and the schedule use (api.outcomes, api.schedules.rules), fed with
 the few rows they need per patient, read for all patients at once: a page costs the same statements whether the
-panel holds 5 patients or 500. Ordered by name without filters, only the page's patients are read; another order
-or a filter on computed values (overdue, trend) reads the whole panel, then orders and pages in Python.
+panel holds 5 patients or 500. Ordered by name without filters (and, on PostgreSQL, by alerts), only the page's
+patients are read; another order or a filter on computed values (overdue, trend) reads the whole panel, then orders
+and pages in Python.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -69,8 +71,14 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
             if engine is not None:
                 await session.commit()  # only read: the connection goes back to the pool for the driver's statements
         items = await summarise(session, engine, patients, now)
+    elif engine is not None and query.sort == "alerts" and query.q is None and query.overdue is None \
+            and query.trend is None:
+        # The default order is on counts the database keeps: it pages them, and only the page is summarised.
+        patients, last = await queries.page_by_alerts(engine, caller, limit=query.limit, after=_position(query))
+        items = await summarise(session, engine, patients, now)
+        next_cursor = None if last is None else pagination.encode_position(last)
     else:
-        after = pagination.decode_position(query.cursor, ORDERS[query.sort][1]) if query.cursor else None
+        after = _position(query)
         everyone = (await session.exec(queries.panel(visible_patients(caller), query.q))).all()
         if engine is not None:
             await session.commit()
@@ -88,6 +96,18 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
                                    [(row.patient_id, row.patient_id) for row in items])
         await session.commit()
     return DashboardPage(items=items, next_cursor=next_cursor)
+
+
+def _position(query: DashboardQuery) -> tuple | None:
+    """The sort key a cursor of this order carries; its last value is a patient id (422 otherwise)."""
+    if not query.cursor:
+        return None
+    position = pagination.decode_position(query.cursor, ORDERS[query.sort][1])
+    try:
+        uuid.UUID(position[-1])  # type: ignore[arg-type]
+    except ValueError:
+        raise pagination.invalid_cursor() from None
+    return position
 
 
 def _matches(row: DashboardRow, query: DashboardQuery) -> bool:
