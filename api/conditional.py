@@ -14,7 +14,6 @@ it back, rather than relying on an HTTP cache.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from array import array
 from collections.abc import Callable, Iterable
@@ -54,10 +53,10 @@ class Tag:
             update(b"\x1d")
         return self.add()
 
-    def add_series(self, instants: Iterable[dt.datetime], values: Iterable[int]) -> Tag:
-        """Many (instant, integer) pairs, such as a chart's scores: packed as numbers, ten times cheaper than as
-        text (a year of daily scores costs tens of microseconds)."""
-        self._digest.update(array("d", [instant.timestamp() for instant in instants]).tobytes())
+    def add_series(self, instants: Iterable[int], values: Iterable[int]) -> Tag:
+        """Many (instant, integer) pairs, such as a chart's scores, instants in epoch microseconds: packed as
+        machine integers, a hundred times cheaper than as text (a year of daily scores costs a few microseconds)."""
+        self._digest.update(array("q", instants).tobytes())
         self._digest.update(array("q", values).tobytes())
         return self.add()
 

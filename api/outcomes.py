@@ -11,11 +11,13 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Sequence
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from api.instruments.registry import Instrument
 
 _DAY = dt.timedelta(days=1)
+Instant = TypeVar("Instant", dt.datetime, int)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
@@ -56,10 +58,10 @@ def first_dose(first_session_at: dt.datetime | None, plan_start: dt.date | None,
     return dt.datetime.combine(plan_start + _DAY, dt.time(), zone)
 
 
-def baseline(recorded_at: Sequence[dt.datetime], dose: dt.datetime | None) -> tuple[int, bool] | None:
+def baseline(recorded_at: Sequence[Instant], dose: Instant | None) -> tuple[int, bool] | None:
     """(index, pre_treatment) of the baseline among scores in time order: the last one strictly before the first
     dose (pre_treatment True); without one, or without a first dose, the first score (pre_treatment False). None
-    without scores."""
+    without scores. Instants as datetimes, or as epoch microseconds (the chart's), `dose` alike."""
     if not recorded_at:
         return None
     before = 0 if dose is None else bisect.bisect_left(recorded_at, dose)

@@ -555,11 +555,15 @@ async def test_every_live_score_in_range_lands_in_exactly_one_bucket(client, app
     first = (EPOCH + dt.timedelta(minutes=window[0])).astimezone(tz).date()
     last = first + dt.timedelta(minutes=window[1]) // dt.timedelta(days=1) * dt.timedelta(days=1)
 
-    response = await client.get(f"/v1/patients/{patient_id}/chart", headers=world.admin.headers,
-                                params={"instrument": "gad7", "bucket": bucket, "from": first.isoformat(),
-                                        "to": last.isoformat()})
+    params = {"instrument": "gad7", "bucket": bucket, "from": first.isoformat(), "to": last.isoformat()}
+    response = await client.get(f"/v1/patients/{patient_id}/chart", headers=world.admin.headers, params=params)
     assert response.status_code == 200, response.text
     points = response.json()["points"]
+    # An API client's read takes the ORM path, an admin's PostgreSQL's one statement (local days and instants
+    # computed by PostgreSQL): the same answer and the same tag.
+    by_client = await client.get(f"/v1/patients/{patient_id}/chart", params=params,
+                                 headers=world.clients["client_scores_read"].headers)
+    assert (by_client.json(), by_client.headers["etag"]) == (response.json(), response.headers["etag"])
 
     expected: dict[str, list[int]] = {}
     for at, total, *flags in entries:
@@ -573,6 +577,25 @@ async def test_every_live_score_in_range_lands_in_exactly_one_bucket(client, app
         expected_mean = (Decimal(sum(totals)) / Decimal(len(totals))).quantize(Decimal("0.1"), ROUND_HALF_UP)
         assert point["mean"] == float(expected_mean)
     assert sum(p["n"] for p in points) == sum(len(t) for t in expected.values())
+
+
+async def test_a_fall_back_across_midnight_puts_each_score_in_its_local_day(client, app, world):
+    """St John's fell back at 00:01 until 2011: on 29 October 2006 a score at 00:00:30 local, then ten minutes later
+    one at 23:10 on the 28th. Local days need not follow the scores' order; each still lands in its own day."""
+    async with app.state.sessions() as session:
+        patient = Patient(organization_id=world.org_a.id, full_name="Fall Back", date_of_birth=dt.date(1990, 1, 1),
+                          timezone="America/St_Johns")
+        session.add(patient)
+        await session.commit()
+    await add_scores(app, world, [("2006-10-29T02:30:30Z", 10), ("2006-10-29T02:40:00Z", 4)], patient=patient)
+    params = {"instrument": "gad7", "from": "2006-10-01", "to": "2006-11-30"}
+    for bucket, expected in (("day", [("2006-10-28", 4.0, 1), ("2006-10-29", 10.0, 1)]),
+                             ("week", [("2006-10-23", 7.0, 2)])):
+        for headers in (world.admin.headers, world.clients["client_scores_read"].headers):
+            response = await client.get(f"/v1/patients/{patient.id}/chart", params={**params, "bucket": bucket},
+                                        headers=headers)
+            assert response.status_code == 200, response.text
+            assert [(p["bucket_start"], p["mean"], p["n"]) for p in response.json()["points"]] == expected
 
 
 # --- the clinical review's hand-computed cases (issue 16) ------------------------------------------------------------

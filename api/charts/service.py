@@ -3,12 +3,14 @@ baseline, response, remission, clinically meaningful change, onset and durabilit
 
 Every rule is documented in docs/charts.md. The patient is reached through `api.authz.authorize_patient` (which
 audits `chart.read`); statements live in `api.charts.queries`; baseline, change, response, remission and rounding
-are `api.outcomes`, shared with every other feature reporting outcomes. Bucketing happens here, in Python with
-zoneinfo, so it is the same on PostgreSQL and SQLite and DST-correct in every zone.
+are `api.outcomes`, shared with every other feature reporting outcomes. Bucketing happens here, in integers: each
+score's local day comes from PostgreSQL's one statement, or from zoneinfo on the ORM path (SQLite, API clients);
+both use the tz database, so DST is handled in every zone (docs/charts.md#performance).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,59 +48,97 @@ EARLIEST_DAY, LATEST_DAY = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
 # Sessions on a chart are the signed ones, for every viewer: what a patient may see (a draft may still be wrong),
 # and the only records a chart should draw conclusions from.
 CHARTED_SESSIONS = PATIENT_VISIBLE
-_BACK_TO_MONDAY = tuple(dt.timedelta(days=weekday) for weekday in range(7))
 # The registry is immutable: each instrument's bands are answered as built once.
 _BANDS = {code: [BandPublic(label=band.label, min=band.min, max=band.max) for band in instrument.bands]
           for code, instrument in INSTRUMENTS.items()}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def bucket_start(day: dt.date, bucket: Bucket) -> dt.date:
-    """The first local day of the bucket holding `day`: itself, its ISO week's Monday, or its month's 1st."""
+def epoch_micros(instant: dt.datetime) -> int:
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def bucket_start(day: int, bucket: Bucket) -> int:
+    """The first local day of the bucket holding `day`: itself, its ISO week's Monday, or its month's 1st. Days
+    are proleptic Gregorian ordinals (`date.toordinal()`; day 1, 0001-01-01, was a Monday)."""
     if bucket == "day":
         return day
     if bucket == "week":
-        return day - _BACK_TO_MONDAY[day.weekday()]
-    return day.replace(day=1)
+        return day - (day - 1) % 7
+    return day - dt.date.fromordinal(day).day + 1
+
+
+def _next_start(start: int, bucket: Bucket) -> int:
+    """The first day of the bucket after the one starting on `start`."""
+    if bucket == "day":
+        return start + 1
+    if bucket == "week":
+        return start + 7
+    first = dt.date.fromordinal(start)
+    return first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """A patient's live scores for one instrument, oldest first, with each one's local calendar day."""
+    """A patient's live scores for one instrument, oldest first: each one's instant in microseconds since the Unix
+    epoch, total, and local calendar day as an ordinal. Integers rather than datetimes and dates, because a chart
+    walks a year of them on every request; instants are made only for the few scores an answer names."""
 
-    recorded_at: Sequence[dt.datetime]
+    micros: Sequence[int]
     totals: Sequence[int]
-    days: Sequence[dt.date]
+    days: Sequence[int]
 
     @classmethod
     def of(cls, recorded_at: Sequence[dt.datetime], totals: Sequence[int], zone: ZoneInfo) -> Scores:
-        return cls(recorded_at, totals, [instant.astimezone(zone).date() for instant in recorded_at])
+        """From instants, as the ORM path reads them (PostgreSQL's one statement reads the integers directly)."""
+        return cls([epoch_micros(instant) for instant in recorded_at], totals,
+                   [instant.astimezone(zone).date().toordinal() for instant in recorded_at])
+
+    def instant(self, index: int) -> dt.datetime:
+        return _EPOCH + dt.timedelta(microseconds=self.micros[index])
 
     def point(self, index: int) -> ScorePoint:
-        return ScorePoint(total=self.totals[index], recorded_at=self.recorded_at[index])
+        return ScorePoint(total=self.totals[index], recorded_at=self.instant(index))
+
+
+def grouped(scores: Scores, bucket: Bucket, start: int = 0, first: int = 1,
+            last: int = dt.date.max.toordinal()) -> dict[int, tuple[int, list[int]]]:
+    """The scores from index `start` on whose local day is within [first, last], by bucket: bucket start → (index of
+    its first score, its totals), buckets in the order their first scores came. Each score lands in exactly one
+    bucket, whatever the order of the days (a fall-back across midnight can make a local day repeat)."""
+    groups: dict[int, tuple[int, list[int]]] = {}
+    days, totals = scores.days, scores.totals
+    begin = end = 0  # the current bucket's days, [begin, end): in time order most scores stay in it
+    group: list[int] = []
+    for index in range(start, len(days)):
+        day = days[index]
+        if first <= day <= last:
+            if not begin <= day < end:
+                begin = bucket_start(day, bucket)
+                end = _next_start(begin, bucket)
+                group = groups.setdefault(begin, (index, []))[1]
+            group.append(totals[index])
+    return groups
 
 
 def points(scores: Scores, bucket: Bucket, first: dt.date, last: dt.date) -> list[ChartPoint]:
     """Scores whose local day is within [first, last], grouped by bucket; each score in exactly one bucket."""
-    groups: dict[dt.date, list[int]] = {}  # bucket start → totals
-    day_seen, group = None, []
-    for day, total in zip(scores.days, scores.totals, strict=True):
-        if first <= day <= last:
-            if day != day_seen:  # in time order a day's scores are consecutive: one bucket look-up per day
-                day_seen, group = day, groups.setdefault(bucket_start(day, bucket), [])
-            group.append(total)
-    return [ChartPoint(bucket_start=key, mean=outcomes.mean(sum(totals), len(totals)), min=min(totals),
-                       max=max(totals), n=len(totals))
-            for key, totals in sorted(groups.items())]
+    groups = grouped(scores, bucket, first=first.toordinal(), last=last.toordinal())
+    return [ChartPoint(bucket_start=dt.date.fromordinal(key), mean=outcomes.mean(sum(totals), len(totals)),
+                       min=min(totals), max=max(totals), n=len(totals))
+            for key, (_, totals) in sorted(groups.items())]
 
 
-def first_response(scores: Scores, baseline: int, dose: dt.datetime | None) -> int | None:
-    """The index of the first score after the baseline, at or after the first dose, that meets response: a score
-    before any dose is no response to treatment. Callers have checked that response is judged at all."""
+def first_response(scores: Scores, baseline: int, dose: int | None) -> int | None:
+    """The index of the first score after the baseline, at or after the first dose (`dose` in epoch microseconds),
+    that meets response: a score before any dose is no response to treatment. Callers have checked that response is
+    judged at all."""
     if dose is None:
         return None
-    base = scores.totals[baseline]
-    return next((index for index in range(baseline + 1, len(scores.totals))
-                 if scores.recorded_at[index] >= dose and outcomes.responds(base, scores.totals[index])), None)
+    base, totals = scores.totals[baseline], scores.totals
+    start = bisect.bisect_left(scores.micros, dose, lo=baseline + 1)
+    return next((index for index in range(start, len(totals)) if outcomes.responds(base, totals[index])), None)
 
 
 def durability(scores: Scores, baseline: int, first: int, bucket: Bucket) -> Durability:
@@ -106,23 +146,19 @@ def durability(scores: Scores, baseline: int, first: int, bucket: Bucket) -> Dur
     of the chart's size over the whole history, each bucket judged by its mean, the first one included. A bucket
     that misses response after one that met it is a lapse; one that meets it after one that missed regains it."""
     base = scores.totals[baseline]
-    groups: dict[dt.date, list[int]] = {}  # bucket start → [sum, n, index of its first score], in time order
-    for index in range(first, len(scores.totals)):
-        group = groups.setdefault(bucket_start(scores.days[index], bucket), [0, 0, index])
-        group[0] += scores.totals[index]
-        group[1] += 1
-    responding, since, lapses = False, scores.recorded_at[first], 0
-    for total_sum, n, first_index in groups.values():
-        meets = outcomes.responds(base, total_sum, n)
+    responding, since, lapses = False, first, 0
+    for first_index, totals in grouped(scores, bucket, start=first).values():
+        meets = outcomes.responds(base, sum(totals), len(totals))
         if responding and not meets:
             lapses += 1
         elif meets and not responding:
-            since = scores.recorded_at[first_index]
+            since = first_index
         responding = meets
+    since_at = scores.instant(since)
     return Durability(
-        first_response_at=scores.recorded_at[first], responding_now=responding, lapses=lapses,
-        response_since=since if responding else None,
-        days_sustained=outcomes.days_between(scores.recorded_at[-1], since) if responding else 0.0,
+        first_response_at=scores.instant(first), responding_now=responding, lapses=lapses,
+        response_since=since_at if responding else None,
+        days_sustained=outcomes.days_between(scores.instant(len(scores.totals) - 1), since_at) if responding else 0.0,
     )
 
 
@@ -149,8 +185,9 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
     plan_id, plan_start = plan if plan is not None else (None, None)
     # Onset and the first dose count the chart plan's own sessions only, never another plan's or unplanned ones.
     first_session = next((row.started_at for row in signed if plan_id is not None and row.plan_id == plan_id), None)
-    dose = outcomes.first_dose(first_session, plan_start, zone)
-    found = outcomes.baseline(scores.recorded_at, dose)
+    dose_at = outcomes.first_dose(first_session, plan_start, zone)
+    dose = None if dose_at is None else epoch_micros(dose_at)
+    found = outcomes.baseline(scores.micros, dose)
     if found is None:
         return _NO_SCORES
     baseline, pre_treatment = found
@@ -158,14 +195,14 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
     # Onset and durability rest on response: where it is not judged, neither are they.
     first = first_response(scores, baseline, dose) if outcomes.judged(instrument, base) else None
     return dict(
-        baseline=Baseline(total=base, recorded_at=scores.recorded_at[baseline], pre_treatment=pre_treatment),
+        baseline=Baseline(total=base, recorded_at=scores.instant(baseline), pre_treatment=pre_treatment),
         latest=scores.point(len(scores.totals) - 1), change=latest - base,
         percent_change=outcomes.percent_change(base, latest),
         response=outcomes.response(instrument, base, latest),
         remission=outcomes.remission(instrument, base, latest),
         clinically_meaningful_change=outcomes.clinically_meaningful(instrument, latest - base),
         onset=None if first is None or first_session is None else outcomes.days_between(
-            scores.recorded_at[first], first_session),
+            scores.instant(first), first_session),
         durability=None if first is None else durability(scores, baseline, first, bucket),
     )
 
@@ -182,23 +219,24 @@ async def tagged_chart(
             session.bind, caller, patient_id, instrument.code, CHARTED_SESSIONS,
             audit.event_values(caller, "chart.read", outcome=audit.SUCCESS, resource_type="patient",
                                resource_id=patient_id, patient_id=patient_id, organization_id=None))
-    if read is None:
+    if read is not None:
+        timezone, plan, signed = read.timezone, read.plan, read.signed
+        scores = Scores(read.micros, read.totals, read.days)
+    else:
         patient = await authorize_patient(session, caller, patient_id, "chart.read", allow=READ_SCORES)
         patient_id, timezone = patient.id, patient.timezone
         _window(query, utcnow().astimezone(ZoneInfo(timezone)).date())
         plan, signed = await queries.plan_and_sessions(session, patient_id, CHARTED_SESSIONS)
         rows = await queries.live_totals(session, patient_id, instrument.code)
         await session.commit()  # the audit event
-        read = queries.ChartRead(timezone, plan, signed, [row[0] for row in rows], [row[1] for row in rows])
-    timezone, plan, signed = read.timezone, read.plan, read.signed
+        scores = Scores.of([row[0] for row in rows], [row[1] for row in rows], ZoneInfo(timezone))
     zone = ZoneInfo(timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())
     tag = Tag("chart", patient_id, timezone, instrument.code, query.bucket, first_day, last_day, plan)
     tag.add_rows((row.id, row.started_at, row.dose_mg, row.route, row.plan_id) for row in signed)
-    tag.add_series(read.recorded_at, read.totals)
+    tag.add_series(scores.micros, scores.totals)
 
     def build() -> ChartPublic:
-        scores = Scores.of(read.recorded_at, read.totals, zone)
         return ChartPublic(
             instrument=instrument.code, bucket=query.bucket, timezone=timezone, date_from=first_day,
             date_to=last_day, **_outcomes(instrument, scores, query.bucket, plan, signed, zone),
