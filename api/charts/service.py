@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes
 from api.audit import service as audit
 from api.authz import READ_SCORES, authorize_patient
 from api.conditional import Tag
+from api.db import engine_of
 from api.charts import queries
 from api.charts.schemas import (
     Baseline,
@@ -208,28 +210,50 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
 
 
 async def tagged_chart(
-    session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery
 ) -> tuple[str, Callable[[], ChartPublic]]:
     """The chart's entity tag, a digest of everything it is computed from (api/conditional.py), and a function that
-    computes it: a client whose copy is current is answered without the computation."""
+    computes it: a client whose copy is current is answered without the computation. On PostgreSQL an account's
+    read is one statement without an ORM session (opening and closing one costs more than the statement)."""
     instrument = INSTRUMENTS[query.instrument]
+    engine = engine_of(sessions)
     read = None
-    if patient_id is not None and _one_statement_applies(session, caller, query):
+    if patient_id is not None and _one_statement_applies(engine, caller, query):
         read = await queries.read_in_one_statement(
-            session.bind, caller, patient_id, instrument.code, CHARTED_SESSIONS,
+            engine, caller, patient_id, instrument.code, CHARTED_SESSIONS,
             audit.event_values(caller, "chart.read", outcome=audit.SUCCESS, resource_type="patient",
                                resource_id=patient_id, patient_id=patient_id, organization_id=None))
-    if read is not None:
-        timezone, plan, signed = read.timezone, read.plan, read.signed
-        scores = Scores(read.micros, read.totals, read.days)
-    else:
-        patient = await authorize_patient(session, caller, patient_id, "chart.read", allow=READ_SCORES)
-        patient_id, timezone = patient.id, patient.timezone
-        _window(query, utcnow().astimezone(ZoneInfo(timezone)).date())
-        plan, signed = await queries.plan_and_sessions(session, patient_id, CHARTED_SESSIONS)
-        rows = await queries.live_totals(session, patient_id, instrument.code)
-        await session.commit()  # the audit event
-        scores = Scores.of([row[0] for row in rows], [row[1] for row in rows], ZoneInfo(timezone))
+    if read is None:
+        async with sessions() as session:
+            patient_id, read = await _read(session, caller, patient_id, query)
+    return _tagged(patient_id, read, query)
+
+
+async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
+    """The chart, read in the caller's session (the progress report's)."""
+    patient_id, read = await _read(session, caller, patient_id, query)
+    _, build = _tagged(patient_id, read, query)
+    return build()
+
+
+async def _read(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None,
+                query: ChartQuery) -> tuple[uuid.UUID, queries.ChartRead]:
+    """The ordinary path: `authorize_patient` (scopes, refusals and their audit), then the chart's two statements."""
+    patient = await authorize_patient(session, caller, patient_id, "chart.read", allow=READ_SCORES)
+    zone = ZoneInfo(patient.timezone)
+    _window(query, utcnow().astimezone(zone).date())
+    plan, signed = await queries.plan_and_sessions(session, patient.id, CHARTED_SESSIONS)
+    rows = await queries.live_totals(session, patient.id, query.instrument)
+    await session.commit()  # the audit event
+    scores = Scores.of([row[0] for row in rows], [row[1] for row in rows], zone)
+    return patient.id, queries.ChartRead(patient.timezone, plan, signed, scores.micros, scores.days, scores.totals)
+
+
+def _tagged(patient_id: uuid.UUID, read: queries.ChartRead,
+            query: ChartQuery) -> tuple[str, Callable[[], ChartPublic]]:
+    instrument = INSTRUMENTS[query.instrument]
+    timezone, plan, signed = read.timezone, read.plan, read.signed
+    scores = Scores(read.micros, read.totals, read.days)
     zone = ZoneInfo(timezone)
     first_day, last_day = _window(query, utcnow().astimezone(zone).date())
     tag = Tag("chart", patient_id, timezone, instrument.code, query.bucket, first_day, last_day, plan)
@@ -249,19 +273,16 @@ async def tagged_chart(
     return tag.value, build
 
 
-def _one_statement_applies(session: AsyncSession, caller: Caller, query: ChartQuery) -> bool:
+def _one_statement_applies(engine: AsyncEngine, caller: Caller, query: ChartQuery) -> bool:
     """PostgreSQL reads a chart in one statement (api/charts/queries.py) for every caller the plain READ permission
-    admits (every user role), when the query's range can be checked before the read: it is audited as it is read, so a range that
-    turns out invalid must not get that far. Only a lone `from` depends on the patient's own today."""
+    admits (every user role), when the query's range can be checked before the read: it is audited as it is read,
+    so a range that turns out invalid must not get that far. Only a lone `from` depends on the patient's own
+    today."""
     # API clients take the ordinary path, which checks their scopes.
-    if not one_statement(session.bind) or caller.is_client or caller.role not in READ_SCORES.roles:
+    if not one_statement(engine) or caller.is_client or caller.role not in READ_SCORES.roles:
         return False
     if query.date_from is not None and query.date_to is None:
         return False
     _window(query, utcnow().date())  # explicit dates are checked alike in every zone; defaults are always valid
     return True
 
-
-async def chart(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | None, query: ChartQuery) -> ChartPublic:
-    _, build = await tagged_chart(session, caller, patient_id, query)
-    return build()
