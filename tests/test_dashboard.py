@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 
-from models import CareTeamMember, CareTeamRole
+from api import outcomes
+from api.instruments.registry import INSTRUMENTS
+from models import CareTeamMember, CareTeamRole, Score
 from tests.conftest import ON_POSTGRES
 from tests.factories import add_patient
 from tests.matrix import Route, by_role, cell_id, cells, check_route
@@ -118,6 +123,47 @@ async def test_each_row_is_its_own_patients_chart_and_schedule(client, world):
     mine = row_of(page, world.patient)
     # The baseline is the last PHQ-9 before the signed session two days ago (12 days ago: 9), not the first (20).
     assert (mine["baseline_total"], mine["latest"]["total"]) == (9, 4)
+
+
+ZONES = ["Pacific/Kiritimati", "Pacific/Pago_Pago", "America/St_Johns", "Asia/Kathmandu", "Europe/London",
+         "America/New_York", "Australia/Lord_Howe"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(zone=st.sampled_from(ZONES), every=st.integers(1, 10), start_days_ago=st.integers(-2, 40),
+       scores=st.lists(st.tuples(st.integers(-1, 36 * 24), st.sampled_from(["gad7", "phq9"]), st.integers(0, 21)),
+                       max_size=30))
+async def test_adherence_and_trend_agree_with_the_schedule_and_the_scores(client, app, world, zone, every,
+                                                                           start_days_ago, scores):
+    """Random recent histories in zones from UTC−11 to UTC+14, scores up to an hour ahead of the clock: the row's
+    adherence is the schedule's (computed another way, from instants in Python), and its trend the scores'."""
+    name = f"Prop {uuid.uuid4().hex}"
+    async with app.state.sessions() as session:
+        patient = await add_patient(session, world.org_a, name, team=[world.clinician.user])
+        patient.timezone = zone
+        await session.commit()
+    start = (dt.datetime.now(ZoneInfo(zone)).date() - dt.timedelta(days=start_days_ago)).isoformat()
+    plan = await new_plan(client, world, plan_body(start_date=start, goals=[], assessments=[
+        {"instrument": "gad7", "every_days": every}, {"instrument": "phq9", "every_days": every + 1}]), patient=patient)
+    assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 200
+    now = dt.datetime.now(dt.UTC)
+    # Half past an hour: never within minutes of a fortnight's edge, which fall on whole days before the request.
+    entries = [(now - dt.timedelta(hours=hours, minutes=30), code, total) for hours, code, total in scores]
+    async with app.state.sessions() as session:
+        for at, code, total in entries:
+            # Items summing to the total; PHQ-9's item 9 stays 0 (no urgent alert).
+            items = [min(3, max(0, total - 3 * i)) for i in range(len(INSTRUMENTS[code].items))]
+            session.add(Score(id=uuid.uuid4(), patient_id=patient.id, instrument=code, items=items,
+                              total=total, severity=INSTRUMENTS[code].severity(total), recorded_at=at,
+                              recorded_offset_minutes=0, received_at=now, source="patient",
+                              entered_by=world.clinician.id, updated_at=now))
+        await session.commit()
+    [row] = (await dashboard(client, world.clinician, q=name))["items"]
+    schedule = (await client.get(f"/v1/patients/{patient.id}/schedule", headers=world.clinician.headers)).json()
+    shares = [round(item["adherence_28d"] * 100) for item in schedule["items"] if item["adherence_28d"] is not None]
+    assert row["adherence"] == (outcomes.half_up(sum(shares), 100 * len(shares), places=2) if shares else None)
+    gad7 = [(at, total) for at, code, total in entries if code == "gad7"]
+    assert row["trend"] == outcomes.trend(INSTRUMENTS["gad7"], gad7, dt.datetime.now(dt.UTC))
 
 
 async def test_a_patient_without_plan_or_scores(client, world):

@@ -203,7 +203,7 @@ days = st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2030, 12, 31))
 @settings(max_examples=300, deadline=None)
 @given(start=days, today=days, every=st.integers(1, 90), done=st.sets(days, max_size=40))
 def test_adherence_is_a_share_of_due_dates(start, today, every, done):
-    share = rules.adherence(start, every, today, done)
+    share = rules.adherence(start, every, today, rules.LocalDays.of(done))
     window = rules.adherence_window(start, today)
     if window is None:
         assert share is None and start > today
@@ -223,3 +223,9 @@ def test_next_due_is_never_before_the_start(start, every, last, today):
     if last is not None and last >= start:
         assert due == last + dt.timedelta(days=every)
     assert rules.overdue_days(due, today) == max(0, (today - due).days)
+
+
+@settings(max_examples=300, deadline=None)
+@given(done=st.sets(days, max_size=40), first=days, last=days)
+def test_local_days_count_the_days_of_a_window_as_a_set_does(done, first, last):
+    assert rules.LocalDays.of(done).count_between(first, last) == sum(1 for day in done if first <= day <= last)

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ARRAY, ColumnElement, Date, DateTime, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast, false, func,
     literal_column, or_, select, true, tuple_)
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,6 +30,7 @@ from api.authz import visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.patients.service import PATIENT_ORDER, named_like
+from api.schedules.rules import NO_DAYS, LocalDays
 from api.security.tokens import Caller
 from api.statements import DriverStatement
 from models.alerts import Alert, AlertPriority, AlertStatus
@@ -145,14 +145,14 @@ class Recent:
     """A patient's recent live scores of one instrument, as the schedule and the trend use them: the local days
     with a score (over the adherence window), and each fortnight's sum and count (`outcomes.trend_windows`)."""
 
-    days: set[dt.date] | list[dt.date]
+    days: LocalDays
     recent_sum: int = 0
     recent_n: int = 0
     prior_sum: int = 0
     prior_n: int = 0
 
 
-NONE_RECENT = Recent([])
+NONE_RECENT = Recent(NO_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +189,7 @@ Wanted = tuple[uuid.UUID, str, dt.datetime | None]
 # Scores read per patient for the trend (two fortnights) and the schedule's 28 local days, with a day to spare for
 # the patient's zone.
 RECENT = dt.timedelta(days=29)
+_DAY = dt.timedelta(days=1)
 
 
 async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime
@@ -278,7 +279,7 @@ async def recent_scores(session: AsyncSession, patients: Sequence[Row], now: dt.
         elif start < recorded_at <= split:
             sums[2] += total
             sums[3] += 1
-    return {key: Recent(days, *sums) for key, (days, sums) in found.items()}
+    return {key: Recent(LocalDays.of(days), *sums) for key, (days, sums) in found.items()}
 
 
 async def last_before(session: AsyncSession, wanted: Sequence[tuple[uuid.UUID, str, dt.datetime]]
@@ -321,23 +322,9 @@ async def open_alerts(session: AsyncSession, patient_ids: Collection[uuid.UUID])
 _CODES = tuple(INSTRUMENTS)
 
 
-def _ordered(column: Any) -> Any:
-    return func.array_agg(aggregate_order_by(column, Score.recorded_at, Score.id))
-
-
-# Each instrument's columns of the statement: (code, last, days, (recent_sum, recent_n, prior_sum, prior_n)).
-_COLUMNS = [(code, f"last_{code}", f"days_{code}",
-             tuple(f"{name}_{code}" for name in ("recent_sum", "recent_n", "prior_sum", "prior_n"))) for code in _CODES]
-
-
-def _per_instrument(of: ColumnElement[bool], day: Any, at: Any, now: Any, start: Any, split: Any
-                    ) -> list[tuple[str, Any]]:
-    in_recent, in_prior = and_(of, at > split, at <= now), and_(of, at > start, at <= split)
-    return [("days", func.array_agg(day).filter(of)),  # a day per score: sorting them for DISTINCT costs more
-            ("recent_sum", func.coalesce(func.sum(Score.total).filter(in_recent), 0)),
-            ("recent_n", func.count().filter(in_recent)),
-            ("prior_sum", func.coalesce(func.sum(Score.total).filter(in_prior), 0)),
-            ("prior_n", func.count().filter(in_prior))]
+# What the recent scores are reduced to, per instrument: the local days with a score as bits (`LocalDays`) and the
+# two fortnights' sums and counts (`outcomes.trend_windows`).
+_RECENT = ("instrument", "days", "recent_sum", "recent_n", "prior_sum", "prior_n")
 
 
 @functools.cache
@@ -348,18 +335,31 @@ def _inputs_statement() -> Select:
                        Score.deleted_at.is_(None))
                 .scalar_subquery())
 
-    # One pass over the patient's recent index entries, reduced per instrument to what the schedule and the trend
-    # use: the local days in the patient's zone, and each fortnight's sum and count.
-    day = cast(func.timezone(Patient.timezone, Score.recorded_at), Date)
+    # One pass over the patient's recent index entries (ix_score_live_patient_instrument: in instrument order, so
+    # grouping needs no sort), one row per instrument, folded into arrays. A day is a bit: its local date in the
+    # patient's zone minus `origin` (a month before today), so a page's days are a few integers to decode rather
+    # than a date per score. Scores after `until` cannot fall on a day up to today in any zone, and are left out of
+    # the days so that every bit fits in a bigint.
+    now, start, split, since, until = (bindparam(name, type_=DateTime(timezone=True))
+                                       for name in ("now", "start", "split", "since", "until"))
     at = Score.recorded_at
-    now, start, split = (bindparam(name, type_=DateTime(timezone=True)) for name in ("now", "start", "split"))
-    recent = (
-        select(*[column.label(f"{name}_{code}") for code in _CODES for name, column in _per_instrument(
-            Score.instrument == literal_column(f"'{code}'"), day, at, now, start, split)])
-        .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None),
-               Score.recorded_at > bindparam("since", type_=DateTime(timezone=True)))
-        .lateral("recent")
+    day = (cast(func.timezone(Patient.timezone, at), Date) - bindparam("origin", type_=Date)).self_group()
+    in_recent, in_prior = and_(at > split, at <= now), and_(at > start, at <= split)
+    by_instrument = (
+        select(Score.instrument.label("instrument"),
+               func.coalesce(func.bit_or(literal_column("1::bigint").op("<<")(day)).filter(at <= until), 0)
+               .label("days"),
+               func.coalesce(func.sum(Score.total).filter(in_recent), 0).label("recent_sum"),
+               func.count().filter(in_recent).label("recent_n"),
+               func.coalesce(func.sum(Score.total).filter(in_prior), 0).label("prior_sum"),
+               func.count().filter(in_prior).label("prior_n"))
+        .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None), at > since)
+        .group_by(Score.instrument)
+        .correlate_except(Score)
+        .subquery("by_instrument")
     )
+    recent = select(*[func.array_agg(by_instrument.c[name]).label(f"recent_{name}") for name in _RECENT]
+                    ).lateral("recent")
     alerts = _open_alert_counts(Patient.id)
     return (
         _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
@@ -377,18 +377,25 @@ def _inputs_driver(dialect: Dialect) -> DriverStatement:
 
 async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime) -> Inputs:
     start, split = outcomes.trend_windows(now)
+    # Local days are within a day of the UTC date in every zone: bit 0 is two days before the earliest recent one,
+    # and the latest kept (`until`, plus a day) is bit 34 or less.
+    since, until = now - RECENT, now + 2 * _DAY
+    origin = since.date() - 2 * _DAY
     rows = await _inputs_driver(engine.dialect).fetch(engine, {
-        "patient_ids": list(patient_ids), "since": now - RECENT, "now": now, "start": start, "split": split})
+        "patient_ids": list(patient_ids), "since": since, "until": until, "now": now, "start": start, "split": split,
+        "origin": origin})
     found = Inputs({}, {}, {}, {})
+    first_day = origin.toordinal()
     for row in rows:
         pid = row["patient_id"]
         found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
                                      row["first_session_at"], row["last_session_at"])
-        for code, last, days, sums in _COLUMNS:
-            if row[last] is not None:
-                found.last[(pid, code)] = row[last]
-            if row[days] is not None:
-                found.recent[(pid, code)] = Recent(set(row[days]), *[row[name] for name in sums])
+        for code in _CODES:
+            last = row[f"last_{code}"]
+            if last is not None:
+                found.last[(pid, code)] = last
+        for code, days, *sums in zip(*(row[f"recent_{name}"] or () for name in _RECENT), strict=True):
+            found.recent[(pid, code)] = Recent(LocalDays(first_day, days), *sums)
         if row["open_alerts"]:
             found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])
     return found

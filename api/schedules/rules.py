@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Collection
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from api.outcomes import half_up
@@ -36,7 +36,7 @@ def adherence_window(start_date: dt.date, today: dt.date) -> tuple[dt.date, dt.d
     return None if first > today else (first, today)
 
 
-def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_scores: Collection[dt.date]) -> float | None:
+def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_scores: LocalDays) -> float | None:
     """min(1, distinct local days with a score in the window ÷ the due dates in it, rounded up), to 2 decimals;
     None while the plan has not started (no due date yet)."""
     window = adherence_window(start_date, today)
@@ -44,13 +44,38 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
         return None
     first, last = window
     due_dates = math.ceil(((last - first).days + 1) / every_days)
-    completed = sum(1 for day in set(days_with_scores) if first <= day <= last)
+    completed = days_with_scores.count_between(first, last)
     return half_up(min(completed, due_dates), due_dates, places=2)
 
 
-def local_days(instants: Collection[dt.datetime], zone: dt.tzinfo) -> set[dt.date]:
+@dataclass(frozen=True, slots=True)
+class LocalDays:
+    """A set of local calendar days as the bits of one integer: bit i is the day whose ordinal (`date.toordinal()`)
+    is `origin + i`. Counting the days of a window is then one shift, one mask and a population count; and the
+    dashboard reads each patient's recent days from PostgreSQL as one integer per instrument instead of a date per
+    score (api/dashboard/queries.py)."""
+
+    origin: int
+    bits: int
+
+    @classmethod
+    def of(cls, days: Iterable[dt.date]) -> LocalDays:
+        ordinals = {day.toordinal() for day in days}
+        origin = min(ordinals, default=0)
+        return cls(origin, sum(1 << (ordinal - origin) for ordinal in ordinals))
+
+    def count_between(self, first: dt.date, last: dt.date) -> int:
+        """How many of the days fall within [first, last]."""
+        low, high = max(first.toordinal() - self.origin, 0), last.toordinal() - self.origin
+        return 0 if high < low else (self.bits >> low & ((1 << (high - low + 1)) - 1)).bit_count()
+
+
+NO_DAYS = LocalDays(0, 0)
+
+
+def local_days(instants: Iterable[dt.datetime], zone: dt.tzinfo) -> LocalDays:
     """The patient's local calendar days of these instants."""
-    return {at.astimezone(zone).date() for at in instants}
+    return LocalDays.of(at.astimezone(zone).date() for at in instants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +92,7 @@ class Entry:
 
 def entry(
     instrument: str, every_days: int, start_date: dt.date, today: dt.date, zone: dt.tzinfo,
-    last_at: dt.datetime | None, days: Collection[dt.date],
+    last_at: dt.datetime | None, days: LocalDays,
 ) -> Entry:
     """The schedule line of one instrument: `last_at` is its last live score (any time), `days` the local days of
     its live scores over at least the adherence window (`local_days`)."""
