@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 import asyncpg
+import pydantic_core
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -32,11 +33,17 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+# JSON columns (a plan's protocol and assessments, a score's items) are parsed by pydantic-core's parser, a dependency
+# already: the same values as the standard library's `json.loads`, in a fifth of its time (a dashboard page parses a
+# plan's assessments per row).
+_json = pydantic_core.from_json
+
+
 def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         # busy timeout: the embedded server shares one file between concurrent requests.
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15}, json_deserializer=_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         # Autocommitted connections (one-statement writes) need no rollback round trip when they go back to the
@@ -47,7 +54,7 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
         # indexed look-up over one patient or one page, where compiling (20 ms seen on the dashboard's) costs more
         # than it saves.
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
-                                     skip_autocommit_rollback=True,
+                                     skip_autocommit_rollback=True, json_deserializer=_json,
                                      connect_args={"timeout": CONNECT_TIMEOUT_SECONDS,
                                                    "server_settings": {"jit": "off"}})
         # Not pool_pre_ping: that is a round trip on every checkout (the one-statement ingest pays it per score).

@@ -325,6 +325,8 @@ _CODES = tuple(INSTRUMENTS)
 # What the recent scores are reduced to, per instrument: the local days with a score as bits (`LocalDays`) and the
 # two fortnights' sums and counts (`outcomes.trend_windows`).
 _RECENT = ("instrument", "days", "recent_sum", "recent_n", "prior_sum", "prior_n")
+_RECENT_COLUMNS = tuple(f"recent_{name}" for name in _RECENT)
+_LAST_COLUMNS = tuple((code, f"last_{code}") for code in _CODES)
 
 
 @functools.cache
@@ -358,12 +360,12 @@ def _inputs_statement() -> Select:
         .correlate_except(Score)
         .subquery("by_instrument")
     )
-    recent = select(*[func.array_agg(by_instrument.c[name]).label(f"recent_{name}") for name in _RECENT]
-                    ).lateral("recent")
+    recent = select(*[func.array_agg(by_instrument.c[name]).label(column)
+                      for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)]).lateral("recent")
     alerts = _open_alert_counts(Patient.id)
     return (
         _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
-        .add_columns(*[last(code).label(f"last_{code}") for code in _CODES],
+        .add_columns(*[last(code).label(column) for code, column in _LAST_COLUMNS],
                      recent, alerts.c.open_alerts, alerts.c.urgent_alerts)
         .join(recent, true())
         .join(alerts, true())
@@ -390,11 +392,11 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
         pid = row["patient_id"]
         found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
                                      row["first_session_at"], row["last_session_at"])
-        for code in _CODES:
-            last = row[f"last_{code}"]
+        for code, column in _LAST_COLUMNS:
+            last = row[column]
             if last is not None:
                 found.last[(pid, code)] = last
-        for code, days, *sums in zip(*(row[f"recent_{name}"] or () for name in _RECENT), strict=True):
+        for code, days, *sums in zip(*(row[column] or () for column in _RECENT_COLUMNS), strict=True):
             found.recent[(pid, code)] = Recent(LocalDays(first_day, days), *sums)
         if row["open_alerts"]:
             found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])

@@ -120,6 +120,8 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
     """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: two reads."""
     ids = [patient.id for patient in patients]
     found = await queries.inputs(session, engine, patients, now)
+    # A panel's patients share a few zones: each zone's today is computed once.
+    todays = {timezone: now.astimezone(ZoneInfo(timezone)).date() for timezone in {p.timezone for p in patients}}
     shown, doses = {}, {}
     for patient in patients:
         plan = found.plans[patient.id]
@@ -132,11 +134,11 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
     for (pid, _), last in found.last.items():
         last_score_at[pid] = max(last, last_score_at.get(pid, last))
     return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id), doses[patient.id],
-                 last_score_at.get(patient.id), now) for patient in patients]
+                 last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients]
 
 
 def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs, picks: queries.Picks | None,
-         dose: dt.datetime | None, last_score_at: dt.datetime | None, now: dt.datetime) -> DashboardRow:
+         dose: dt.datetime | None, last_score_at: dt.datetime | None, today: dt.date) -> DashboardRow:
     instrument = INSTRUMENTS[code]
     zone = ZoneInfo(patient.timezone)
     latest = base = None
@@ -149,7 +151,6 @@ def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs
     change = latest.total - base.total if latest is not None and base is not None else None
     schedule = []
     if plan.plan_id is not None and plan.status == PlanStatus.active:
-        today = now.astimezone(zone).date()
         schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
                                 found.last.get((patient.id, line["instrument"])),
                                 found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).days)
