@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from typing import Any
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, Uuid, and_, bindparam, exists, false, select
@@ -116,14 +117,27 @@ def visible_patients(caller: Caller) -> ColumnElement[bool]:
     return false()
 
 
+def bound_caller(role: Role) -> Caller:
+    """A caller of `role` whose ids are bound parameters: a statement built from it (with `visible_patients`) once
+    per role serves every caller of that role, given `caller_parameters(caller)`. Composing a statement costs more
+    CPU than PostgreSQL spends running these."""
+    return Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
+                  organization_id=bindparam("caller_organization_id", type_=Uuid),
+                  patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+
+
+def caller_parameters(caller: Caller) -> dict[str, Any]:
+    """The values of `bound_caller`'s parameters for this caller."""
+    return {"caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
+            "caller_patient_id": caller.patient_id}
+
+
 @functools.cache
 def _visible_patient(role: Role, with_team_role: bool) -> Select:
     """The patient if a caller of `role` may see it (and, when asked, the caller's care-team role), built once per
     role with the caller's ids as parameters: composing it on every request cost more than running it. The
     condition is `visible_patients` itself."""
-    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
-                    organization_id=bindparam("caller_organization_id", type_=Uuid),
-                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    caller = bound_caller(role)
     stmt = select(Patient).where(Patient.id == bindparam("patient_id", type_=Uuid), visible_patients(caller))
     if not with_team_role:
         return stmt
@@ -169,8 +183,7 @@ async def authorize_patient(
     """
     resource_id = resource_id or patient_id
     with_team_role = allow.restricts_team and caller.role == Role.clinician
-    params = {"patient_id": patient_id, "caller_user_id": caller.user_id,
-              "caller_organization_id": caller.organization_id, "caller_patient_id": caller.patient_id}
+    params = {"patient_id": patient_id, **caller_parameters(caller)}
     found = (await session.exec(_visible_patient(caller.role, with_team_role), params=params)).first()
     patient, team_role = (found[0], found[1] if with_team_role else None) if found else (None, None)
     if patient is None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.authz import visible_patients
+from api.authz import bound_caller, caller_parameters, visible_patients
 from api.security.tokens import Caller
 from api.statements import DriverStatement, row_parameters, typed_row
 from models.audit import AuditEvent
@@ -154,9 +154,7 @@ def _ordered(column, *order):
 def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     """Visibility (`visible_patients` itself), the audit row, the chart plan, the sessions and the live scores as
     one statement, built once per caller role. No row when the caller may not see the patient."""
-    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
-                    organization_id=bindparam("caller_organization_id", type_=Uuid),
-                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    caller = bound_caller(role)
     visible = (select(Patient.id, Patient.timezone)
                .where(Patient.id == bindparam("patient_id", type_=Uuid), visible_patients(caller))
                .cte("visible"))
@@ -204,8 +202,7 @@ async def read_in_one_statement(
     """PostgreSQL: authorises, audits (autocommitted with the read) and reads a chart's inputs in one round trip.
     None when the caller may not see the patient: the ordinary path then answers and audits the refusal."""
     found = await _driver_statement(engine.dialect, caller.role, tuple(statuses)).fetchrow(engine, {
-        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
-        "caller_patient_id": caller.patient_id, "patient_id": patient_id, "instrument": instrument,
+        **caller_parameters(caller), "patient_id": patient_id, "instrument": instrument,
         **row_parameters("audit", AuditEvent.__table__, audit_row),
     })
     if found is None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes, pagination
-from api.authz import visible_patients
+from api.authz import bound_caller, caller_parameters, visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.patients.service import PATIENT_ORDER, named_like
@@ -57,9 +57,7 @@ class PanelRow(NamedTuple):
 def _page_statement(role: Role, after: bool) -> Select:
     """`panel` paged by name for a caller of `role` without a name filter, built once: the caller's ids, the cursor
     and the limit are parameters (as in api.authz's own statements)."""
-    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
-                    organization_id=bindparam("caller_organization_id", type_=Uuid),
-                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    caller = bound_caller(role)
     return pagination.keyset_once(panel(visible_patients(caller), None), PATIENT_ORDER, after=after)
 
 
@@ -72,13 +70,8 @@ async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, curso
                        ) -> tuple[list[PanelRow], str | None]:
     """PostgreSQL: a page of the caller's panel by name (and the next cursor), in one statement on the driver."""
     rows = await _page_driver(engine.dialect, caller.role, cursor is not None).fetch(engine, {
-        **_caller_parameters(caller), **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
+        **caller_parameters(caller), **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
     return pagination.page_of([PanelRow(*row) for row in rows], PATIENT_ORDER, limit=limit)
-
-
-def _caller_parameters(caller: Caller) -> dict[str, Any]:
-    return {"caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
-            "caller_patient_id": caller.patient_id}
 
 
 def _open_alert_counts(patient_id: Any) -> Any:
@@ -93,9 +86,7 @@ def _open_alert_counts(patient_id: Any) -> Any:
 def _alerts_page_statement(role: Role, after: bool) -> Select:
     """`panel` in the dashboard's `alerts` order (most urgent open alerts, then most open alerts, then name and id),
     paged by the database, for a caller of `role` without filters; built once, like `_page_statement`."""
-    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
-                    organization_id=bindparam("caller_organization_id", type_=Uuid),
-                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    caller = bound_caller(role)
     alerts = _open_alert_counts(Patient.id)
     key = (-alerts.c.urgent_alerts, -alerts.c.open_alerts, Patient.full_name, Patient.id)
     stmt = panel(visible_patients(caller), None).add_columns(*key[:2]).join(alerts, true())
@@ -121,7 +112,7 @@ async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, aft
         urgent, open_, name, patient_id = after
         position = {"after_urgent": urgent, "after_open": open_, "after_name": name, "after_id": uuid.UUID(patient_id)}
     rows = await _alerts_page_driver(engine.dialect, caller.role, after is not None).fetch(engine, {
-        **_caller_parameters(caller), "limit_and_one": limit + 1, **position})
+        **caller_parameters(caller), "limit_and_one": limit + 1, **position})
     page = rows[:limit]
     last = (page[-1][3], page[-1][4], page[-1][1], str(page[-1][0])) if len(rows) > limit else None
     return [PanelRow(*row[:3]) for row in page], last

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.alerts.worsening import cannot_worsen
-from api.authz import visible_patients
+from api.authz import bound_caller, caller_parameters, visible_patients
 from api.pagination import SortKey, keyset, page_of
 from api.statements import DriverStatement, row_parameters, typed_row
 from api.scores.schemas import ScoreQuery
@@ -53,9 +53,7 @@ def _create_statement(role: Role) -> Select:
     The visibility filter is `api.authz.visible_patients` itself, given a caller whose ids are parameters: the
     same rule every other route uses, not a copy of it.
     """
-    caller = Caller(user_id=bindparam("caller_user_id", type_=Uuid), role=role,
-                    organization_id=bindparam("caller_organization_id", type_=Uuid),
-                    patient_id=bindparam("caller_patient_id", type_=Uuid))  # type: ignore[arg-type]
+    caller = bound_caller(role)
     # A score that may be worse than its baseline is left to the ordinary path, which raises the alert with it.
     visible = (
         select(Patient.id)
@@ -93,8 +91,7 @@ async def insert_if_visible(
     conflict, a score that may be worse than its baseline) is left to the ordinary path, which audits it.
     """
     is_visible, was_inserted = await _driver_statement(engine.dialect, caller.role).fetchrow(engine, {
-        "caller_user_id": caller.user_id, "caller_organization_id": caller.organization_id,
-        "caller_patient_id": caller.patient_id,
+        **caller_parameters(caller),
         **row_parameters("score", _TABLE, score),
         **row_parameters("audit", AuditEvent.__table__, audit_row),
         **row_parameters("outbox", OutboxEvent.__table__, outbox_row),
