@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from api.instruments.registry import Instrument
 
 _DAY = dt.timedelta(days=1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 Instant = TypeVar("Instant", dt.datetime, int)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -39,6 +40,16 @@ def half_up(numerator: int, denominator: int = 1, places: int = 1) -> float:
 def mean(total_sum: int, n: int) -> float:
     """The mean of `n` totals summing to `total_sum`, rounded half up to one decimal."""
     return half_up(total_sum, n)
+
+
+def epoch_micros(instant: dt.datetime) -> int:
+    """Microseconds since the Unix epoch: an instant as an exact integer (charts compare and digest a year of them)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def instant_of(micros: int) -> dt.datetime:
+    """The UTC instant `epoch_micros` came from."""
+    return _EPOCH + dt.timedelta(microseconds=micros)
 
 
 def days_between(later: dt.datetime, earlier: dt.datetime) -> float:

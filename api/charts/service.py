@@ -53,12 +53,6 @@ CHARTED_SESSIONS = PATIENT_VISIBLE
 # The registry is immutable: each instrument's bands are answered as built once.
 _BANDS = {code: [BandPublic(label=band.label, min=band.min, max=band.max) for band in instrument.bands]
           for code, instrument in INSTRUMENTS.items()}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def epoch_micros(instant: dt.datetime) -> int:
-    return (instant - _EPOCH) // _MICROSECOND
 
 
 def bucket_start(day: int, bucket: Bucket) -> int:
@@ -94,11 +88,11 @@ class Scores:
     @classmethod
     def of(cls, recorded_at: Sequence[dt.datetime], totals: Sequence[int], zone: ZoneInfo) -> Scores:
         """From instants, as the ORM path reads them (PostgreSQL's one statement reads the integers directly)."""
-        return cls([epoch_micros(instant) for instant in recorded_at], totals,
+        return cls([outcomes.epoch_micros(instant) for instant in recorded_at], totals,
                    [instant.astimezone(zone).date().toordinal() for instant in recorded_at])
 
     def instant(self, index: int) -> dt.datetime:
-        return _EPOCH + dt.timedelta(microseconds=self.micros[index])
+        return outcomes.instant_of(self.micros[index])
 
     def point(self, index: int) -> ScorePoint:
         return ScorePoint(total=self.totals[index], recorded_at=self.instant(index))
@@ -188,7 +182,7 @@ def _outcomes(instrument: Instrument, scores: Scores, bucket: Bucket, plan: tupl
     # Onset and the first dose count the chart plan's own sessions only, never another plan's or unplanned ones.
     first_session = next((row.started_at for row in signed if plan_id is not None and row.plan_id == plan_id), None)
     dose_at = outcomes.first_dose(first_session, plan_start, zone)
-    dose = None if dose_at is None else epoch_micros(dose_at)
+    dose = None if dose_at is None else outcomes.epoch_micros(dose_at)
     found = outcomes.baseline(scores.micros, dose)
     if found is None:
         return _NO_SCORES

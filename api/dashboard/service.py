@@ -32,21 +32,15 @@ from api.statements import one_statement
 from models.base import utcnow
 from models.plans import PlanStatus
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _micros(at: dt.datetime | None) -> int:
-    return 0 if at is None else (at - _EPOCH) // dt.timedelta(microseconds=1)
-
-
 # Each order as an ascending key of strings and integers (what a Python-ordered cursor carries), ending with the
 # name and the id so that it is total and stable.
 ORDERS: dict[str, tuple[Callable[[DashboardRow], tuple], tuple[type, ...]]] = {
     "alerts": (lambda r: (-r.urgent_alerts, -r.open_alerts, r.full_name, str(r.patient_id)), (int, int, str, str)),
     "change": (lambda r: (r.change is None, -(r.change or 0), r.full_name, str(r.patient_id)),
                (int, int, str, str)),
-    "last_activity": (lambda r: (r.last_activity_at is None, -_micros(r.last_activity_at), r.full_name,
-                                 str(r.patient_id)), (int, int, str, str)),
+    "last_activity": (lambda r: (r.last_activity_at is None,
+                                 -outcomes.epoch_micros(r.last_activity_at) if r.last_activity_at else 0,
+                                 r.full_name, str(r.patient_id)), (int, int, str, str)),
     "name": (lambda r: (r.full_name, str(r.patient_id)), (str, str)),
 }
 
