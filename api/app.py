@@ -38,6 +38,7 @@ from api.plans.router import router as plans_router
 from api.query_guard import refuse_unknown_query_parameters
 from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
+from api.dashboard.service import CONCURRENT_PAGES
 from api.reports.service import CONCURRENT_RENDERS
 from api.schedules.router import router as schedules_router
 from api.scores.router import BODY_LIMITS
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.revocations = Revocations(engine, poll_seconds=settings.revocation_poll_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage_url)
     app.state.report_renders = CapacityLimiter(CONCURRENT_RENDERS)
+    app.state.dashboard_pages = CapacityLimiter(CONCURRENT_PAGES)
 
     install_error_handlers(app)
     for router in ROUTERS:

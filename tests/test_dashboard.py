@@ -3,16 +3,19 @@ who sees which rows, and a fixed number of statements per page whatever the pane
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
+from anyio import CapacityLimiter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
 from api import outcomes
+from api.dashboard import service
 from api.instruments.registry import INSTRUMENTS
 from models import CareTeamMember, CareTeamRole, Score
 from tests.conftest import ON_POSTGRES
@@ -360,3 +363,26 @@ async def test_a_page_costs_the_same_statements_for_5_and_500_patients(client, w
     # PostgreSQL: the page, the inputs, the scores shown, the audit rows. SQLite: four reads of inputs and three of
     # scores instead of one each.
     assert counts[0] == counts[1] <= (4 if ON_POSTGRES else 9), counts
+
+
+async def test_a_process_computes_a_few_pages_at_a_time_first_come_first_served(client, world, app, monkeypatch):
+    """Requests beyond the limit wait for a free slot (app.state.dashboard_pages) instead of all being computed at
+    once; every one is answered."""
+    app.state.dashboard_pages = CapacityLimiter(2)
+    inside = peak = 0
+    compute = service.dashboard
+
+    async def counted(*args, **kwargs):
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        try:
+            await asyncio.sleep(0.05)  # long enough for every request to have arrived
+            return await compute(*args, **kwargs)
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(service, "dashboard", counted)
+    answers = await asyncio.gather(*[client.get("/v1/dashboard", headers=world.clinician.headers) for _ in range(5)])
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert peak == 2

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from api.dashboard import service
 from api.dashboard.schemas import DashboardPage, DashboardQuery
@@ -11,8 +11,9 @@ router = APIRouter(prefix="/v1", tags=["dashboard"])
 
 
 @router.get("/dashboard", response_model=DashboardPage, responses=problem_responses(401, 403, 422))
-async def read_dashboard(caller: StaffCaller, session: SessionDep,
+async def read_dashboard(request: Request, caller: StaffCaller, session: SessionDep,
                          query: Annotated[DashboardQuery, Depends(query_parameters(DashboardQuery))]) -> DashboardPage:
     """The caller's panel (clinicians: their care teams' patients; admins: the organization), one row per patient
     with baseline, change, trend, schedule and alerts (docs/dashboard.md)."""
-    return await service.dashboard(session, caller, query)
+    async with request.app.state.dashboard_pages:  # service.CONCURRENT_PAGES at once, first come first served
+        return await service.dashboard(session, caller, query)
