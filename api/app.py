@@ -59,6 +59,14 @@ ROUTERS = (scores_router, charts_router, health_router, auth_router, users_route
            exports_router, webhooks_router)
 
 
+async def release(app: FastAPI) -> None:
+    """What a stopping app lets go of (the lifespan's end, and every app a test makes): a revocation reread in
+    flight, then the database connections. A reread left running would hold its connection, mid-statement and with
+    its locks, after the event loop had gone."""
+    await app.state.revocations.close()
+    await app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -72,8 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         yield
-        await _app.state.revocations.close()
-        await engine.dispose()
+        await release(_app)
 
     app = FastAPI(
         title="Calmtrack API",

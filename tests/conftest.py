@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from api import migrate
-from api.app import create_app
+from api.app import create_app, release
 from api.settings import Settings
 
 TEST_SECRET = "test-secret-key-of-more-than-32-bytes-0123456789"
@@ -143,7 +143,9 @@ async def app(settings: Settings):
             ))).scalar_one()
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     yield application
-    await application.state.engine.dispose()
+    # As the lifespan's end does: a revocation reread left in flight would hold its connection's locks after this
+    # test's event loop had gone, and the next test's TRUNCATE would wait for it forever.
+    await release(application)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.app import create_app
+from api.app import create_app, release
 from models import AuditEvent, User
 from models.users import Role
 from tests.conftest import make_settings
@@ -94,7 +94,7 @@ async def test_a_deactivation_reaches_another_server_process_within_a_second(app
             assert status == 401
             assert (await login(other_client, world.clinician.user.email)).status_code == 401
     finally:
-        await other.state.engine.dispose()
+        await release(other)
 
 
 async def test_a_reactivated_user_signs_in_again(client, world):

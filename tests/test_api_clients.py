@@ -218,7 +218,7 @@ async def test_no_body_makes_the_token_endpoint_fail(client, world, body):
 
 
 async def test_repeated_failures_lock_the_client_out_like_logins(app, world, database_url):
-    from api.app import create_app
+    from api.app import create_app, release
     import httpx
 
     strict = create_app(make_settings(database_url, login_max_failures=3, login_lockout_base_seconds=60))
@@ -232,7 +232,7 @@ async def test_repeated_failures_lock_the_client_out_like_logins(app, world, dat
         locked = await token(http, right)
         assert locked.status_code == 429 and locked.json()["error"] == "temporarily_unavailable"
         assert int(locked.headers["retry-after"]) > 0
-    await strict.state.engine.dispose()
+    await release(strict)
 
 
 # --- revocation -----------------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ async def test_another_process_refuses_a_revoked_clients_token_within_a_second(c
 
     import httpx
 
-    from api.app import create_app
+    from api.app import create_app, release
 
     created = await create_client(client, world, scopes=["patients:read"])
     access = await grant(client, created)
@@ -273,7 +273,7 @@ async def test_another_process_refuses_a_revoked_clients_token_within_a_second(c
         assert (await client.delete(f"/v1/api-clients/{created['id']}", headers=world.admin.headers)).status_code == 204
         await asyncio.sleep(settings.revocation_poll_seconds + 0.1)
         assert (await second.get(url, headers=bearer(access))).status_code == 401
-    await other.state.engine.dispose()
+    await release(other)
 
 
 # --- what a client is ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app import create_app
+from api.app import create_app, release
 from api.compression import accepts_gzip
 from tests.conftest import make_settings
 from tests.test_errors import assert_problem
@@ -117,7 +117,7 @@ async def test_a_zip_bomb_is_413_without_being_inflated_whole(settings, world, u
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    await app.state.engine.dispose()
+    await release(app)
     problem = assert_problem(answer, 413)
     assert problem["code"] == "payload_too_large" and "after decompression" in problem["detail"]
     assert peak < peak_under, peak
@@ -144,7 +144,7 @@ async def test_a_body_limit_applies_to_the_inflated_size(database_url, world):
                                headers={**world.patient_user.headers, **JSON, "Content-Encoding": "gzip"})
         over = await http.post("/v1/me/scores", content=gzipped(body(note="n" * 1999)),
                                headers={**world.patient_user.headers, **JSON, "Content-Encoding": "gzip"})
-    await app.state.engine.dispose()
+    await release(app)
     assert fits.status_code == 201, fits.text
     # 1999 × "n" compresses to a few bytes: only the inflated size can be over the limit.
     assert assert_problem(over, 413)["code"] == "payload_too_large"

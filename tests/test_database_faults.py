@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
+from api.app import create_app, release
 from api.context import request_id_var
 from api.settings import Settings
 from tests.conftest import ON_POSTGRES, make_settings, new_id
@@ -133,7 +133,7 @@ async def test_unreachable_database_is_503_with_retry_after(unreachable_settings
     async with httpx.AsyncClient(transport=transport, base_url="http://calmtrack.test") as http:
         login = await http.post("/v1/auth/login", json={"email": "someone@example.com", "password": new_id()})
         ready = await http.get("/readyz")
-    await app.state.engine.dispose()
+    await release(app)
     # aiosqlite's thread for a connection that failed to open reports its end to the event loop a moment after the
     # answer: let it, before the test's loop closes under it.
     for thread in threading.enumerate():

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from api.app import create_app
+from api.app import create_app, release
 from api.settings import Settings
 from tests.conftest import make_settings
 
@@ -27,7 +27,7 @@ async def test_over_the_limit_is_429_with_retry_after(database_url, world):
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         # Counted per caller: another user is unaffected.
         assert (await client.get("/v1/me", headers=world.admin.headers)).status_code == 200
-    await app.state.engine.dispose()
+    await release(app)
 
 
 async def test_requests_without_a_valid_token_are_not_counted_against_anyone(database_url, world):
@@ -36,7 +36,7 @@ async def test_requests_without_a_valid_token_are_not_counted_against_anyone(dat
         for _ in range(5):
             assert (await client.get("/v1/me", headers={"Authorization": "Bearer nope"})).status_code == 401
         assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 200
-    await app.state.engine.dispose()
+    await release(app)
 
 
 @pytest.mark.parametrize("limit", ["lots", "5/fortnight", ""])
@@ -61,7 +61,7 @@ async def test_two_processes_share_the_limit_through_redis(database_url, world):
                     for client in (a, b, a, b)]
     assert statuses == [200, 200, 200, 429]
     for app in (first, second):
-        await app.state.engine.dispose()
+        await release(app)
 
 
 async def test_an_unreachable_store_lets_requests_through(database_url, world):
@@ -70,4 +70,4 @@ async def test_an_unreachable_store_lets_requests_through(database_url, world):
                                    rate_limit_storage_url="redis://127.0.0.1:9/0"))
     async with await _client(app) as client:
         assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 200
-    await app.state.engine.dispose()
+    await release(app)

@@ -10,7 +10,7 @@ import uuid
 import httpx
 from sqlalchemy import insert
 
-from api.app import create_app
+from api.app import create_app, release
 from api.security import revocation
 from api.security.revocation import Subject
 from models.base import utcnow
@@ -93,7 +93,7 @@ async def test_another_process_sees_a_revocation_within_the_polling_interval(app
             await asyncio.sleep(poll * 1.5)
             assert (await other_client.get("/v1/me", headers=_bearer(pair))).status_code == 401
     finally:
-        await other.state.engine.dispose()
+        await release(other)
 
 
 async def test_expired_revocations_are_forgotten(app, client, world):
@@ -150,11 +150,11 @@ async def test_a_request_waits_for_a_reread_only_past_the_interval(app, monkeypa
     caller = Caller(uuid.uuid4(), uuid.uuid4(), Role.clinician, session_id=uuid.uuid4(), issued_at=1.0)
     revocations = app.state.revocations
     assert await revocations.is_revoked(caller) is False
-    started, release = asyncio.Event(), asyncio.Event()
+    started, finish = asyncio.Event(), asyncio.Event()
 
     async def slow_reread(_age: float) -> None:
         started.set()
-        await release.wait()
+        await finish.wait()
 
     monkeypatch.setattr(revocations, "_reload", slow_reread)
     revocations._loaded_at -= revocations._poll_seconds * 0.6
@@ -165,5 +165,33 @@ async def test_a_request_waits_for_a_reread_only_past_the_interval(app, monkeypa
     waiting = asyncio.create_task(revocations.is_revoked(caller))
     await asyncio.sleep(0.1)
     assert not waiting.done()  # past the interval: the request waits for a fresh copy
-    release.set()
+    finish.set()
     assert await asyncio.wait_for(waiting, timeout=1) is False
+
+
+async def test_releasing_the_app_ends_a_reread_in_flight_and_gives_its_connection_back(app, monkeypatch):
+    """As a process stops (and as each test ends), a background reread must not outlive the app: left running, it
+    would hold its connection mid-statement, with its locks, after the event loop had gone."""
+    from api.security.tokens import Caller
+    from models.users import Role
+
+    caller = Caller(uuid.uuid4(), uuid.uuid4(), Role.clinician, session_id=uuid.uuid4(), issued_at=1.0)
+    revocations = app.state.revocations
+    assert await revocations.is_revoked(caller) is False
+    started, gave_back = asyncio.Event(), asyncio.Event()
+
+    async def stalled_reread(_age: float) -> None:
+        connection = await app.state.engine.raw_connection()
+        try:
+            started.set()
+            await asyncio.Event().wait()  # a statement that does not come back
+        finally:
+            connection.close()
+            gave_back.set()
+
+    monkeypatch.setattr(revocations, "_reload", stalled_reread)
+    revocations._loaded_at -= revocations._poll_seconds * 0.6
+    assert await revocations.is_revoked(caller) is False
+    await asyncio.wait_for(started.wait(), timeout=1)
+    await asyncio.wait_for(release(app), timeout=5)
+    assert gave_back.is_set() and revocations._refreshing is None
