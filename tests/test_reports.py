@@ -33,7 +33,7 @@ NEW_YORK = ZoneInfo("America/New_York")  # the world's patients' zone
 
 def ago(days: int, clock: str = "09:00") -> str:
     """An instant `days` before today at a New York wall-clock time (the world's patients live there)."""
-    when = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
+    when = dt.datetime.now(NEW_YORK).date() - dt.timedelta(days=days)
     return dt.datetime.fromisoformat(f"{when}T{clock}:00").replace(
         tzinfo=dt.timezone(dt.timedelta(hours=-5))).isoformat()
 
@@ -143,7 +143,7 @@ async def test_the_patients_own_report_leaves_out_clinician_only_content(client,
 
 async def test_the_baseline_says_whether_it_precedes_the_first_dose(client, app, world):
     await add_scores(app, world, [(ago(12), 16), (ago(5), 8)])
-    taken = day(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=12))
+    taken = day(dt.datetime.now(NEW_YORK).date() - dt.timedelta(days=12))
     _, text = pdf_text(await report(client, world.clinician, world.patient.id))
     assert f"16 on {taken} (first score on record)" in flat(text)
 
