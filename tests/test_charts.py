@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, update
 
+from api.charts import service as charts
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
 from models.dosing_sessions import DosingSession, SessionStatus
@@ -577,6 +578,21 @@ async def test_every_live_score_in_range_lands_in_exactly_one_bucket(client, app
         expected_mean = (Decimal(sum(totals)) / Decimal(len(totals))).quantize(Decimal("0.1"), ROUND_HALF_UP)
         assert point["mean"] == float(expected_mean)
     assert sum(p["n"] for p in points) == sum(len(t) for t in expected.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(days=st.lists(st.integers(738_000, 738_800), max_size=60).map(sorted),
+       bucket=st.sampled_from(["day", "week", "month"]), start=st.integers(0, 60),
+       window=st.tuples(st.integers(737_990, 738_810), st.integers(0, 800)))
+def test_grouping_runs_by_bisection_is_grouping_score_by_score(days, bucket, start, window):
+    """In time order local days usually only rise, and the chart then finds each bucket's run of scores by bisection;
+    it must group exactly as the score-by-score walk it uses when they do not."""
+    totals = [day % 22 for day in days]
+    first, last = window[0], window[0] + window[1]
+    runs = charts.grouped(charts.Scores(days, totals, days, ascending=True), bucket, start, first, last)
+    walk = charts.grouped(charts.Scores(days, totals, days, ascending=False), bucket, start, first, last)
+    assert {key: (index, list(group)) for key, (index, group) in runs.items()} == walk
+    assert list(runs) == list(walk)  # the same buckets in the same order
 
 
 async def test_a_fall_back_across_midnight_puts_each_score_in_its_local_day(client, app, world):
