@@ -30,6 +30,7 @@ from api.authz import bound_caller, caller_parameters, visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.patients.service import PATIENT_ORDER, named_like
+from api.schedules.queries import last_scores
 from api.schedules.rules import NO_DAYS, LocalDays
 from api.security.tokens import Caller
 from api.statements import DriverStatement
@@ -190,8 +191,7 @@ async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Se
     if engine is not None:
         return await _driver_inputs(engine, [patient.id for patient in patients], now)
     ids = [patient.id for patient in patients]
-    spans = await score_spans(session, ids)
-    return Inputs(await plans(session, ids), {key: last for key, (_, last) in spans.items()},
+    return Inputs(await plans(session, ids), await last_scores(session, ids, _CODES),
                   await recent_scores(session, patients, now), await open_alerts(session, ids))
 
 
