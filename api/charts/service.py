@@ -91,12 +91,6 @@ class Scores:
     def read(cls, micros: Sequence[int], totals: Sequence[int], days: Sequence[int]) -> Scores:
         return cls(micros, totals, days, list(days) == sorted(days))  # sorting sorted days is one linear pass
 
-    @classmethod
-    def of(cls, recorded_at: Sequence[dt.datetime], totals: Sequence[int], zone: ZoneInfo) -> Scores:
-        """From instants, as the ORM path reads them (PostgreSQL's one statement reads the integers directly)."""
-        return cls.read([outcomes.epoch_micros(instant) for instant in recorded_at], totals,
-                        [instant.astimezone(zone).date().toordinal() for instant in recorded_at])
-
     def instant(self, index: int) -> dt.datetime:
         return outcomes.instant_of(self.micros[index])
 
@@ -255,8 +249,10 @@ async def _read(session: AsyncSession, caller: Caller, patient_id: uuid.UUID | N
     plan, signed = await queries.plan_and_sessions(session, patient.id, CHARTED_SESSIONS)
     rows = await queries.live_totals(session, patient.id, query.instrument)
     await session.commit()  # the audit event
-    scores = Scores.of([row[0] for row in rows], [row[1] for row in rows], zone)
-    return patient.id, queries.ChartRead(patient.timezone, plan, signed, scores.micros, scores.days, scores.totals)
+    # The integers PostgreSQL's one statement reads, computed here from the instants.
+    micros = [outcomes.epoch_micros(recorded_at) for recorded_at, _ in rows]
+    days = [recorded_at.astimezone(zone).date().toordinal() for recorded_at, _ in rows]
+    return patient.id, queries.ChartRead(patient.timezone, plan, signed, micros, days, [total for _, total in rows])
 
 
 def _tagged(patient_id: uuid.UUID, read: queries.ChartRead,
