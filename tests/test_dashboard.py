@@ -169,6 +169,32 @@ async def test_adherence_and_trend_agree_with_the_schedule_and_the_scores(client
     assert row["trend"] == outcomes.trend(INSTRUMENTS["gad7"], gad7, dt.datetime.now(dt.UTC))
 
 
+async def test_the_baseline_at_an_ambiguous_local_midnight_is_the_charts(client, app, world):
+    """Without a signed session, treatment begins at the end of the plan's start date. In Havana that end can come
+    twice: on 1 November 2026 clocks go back from 01:00 to 00:00, so local midnight is 04:00 and again 05:00 UTC.
+    The chart (Python's zoneinfo) takes the first; PostgreSQL, which picks each row's baseline in the page's
+    statement, resolves such a time to the second. The row must still show the chart's baseline: the score before
+    04:00, not the one between the two midnights."""
+    name = f"Havana {uuid.uuid4().hex}"
+    async with app.state.sessions() as session:
+        patient = await add_patient(session, world.org_a, name, team=[world.clinician.user])
+        patient.timezone = "America/Havana"
+        await session.commit()
+    plan = await new_plan(client, world, plan_body(start_date="2026-10-31", goals=[], assessments=[
+        {"instrument": "gad7", "every_days": 7}]), patient=patient)
+    assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 200
+    for recorded_at, total in (("2026-10-31T12:00:00Z", 16), ("2026-11-01T04:30:00Z", 10),
+                               ("2026-11-10T12:00:00Z", 8)):
+        response = await client.post(f"/v1/patients/{patient.id}/scores", headers=world.clinician.headers, json={
+            "id": str(uuid.uuid4()), "instrument": "gad7", "items": GAD7[total], "recorded_at": recorded_at})
+        assert response.status_code == 201, response.text
+    chart = (await client.get(f"/v1/patients/{patient.id}/chart", params={"instrument": "gad7"},
+                              headers=world.clinician.headers)).json()
+    for params in ({"sort": "name"}, {"q": name}):
+        row = row_of(await dashboard(client, world.clinician, **params), patient)
+        assert (row["baseline_total"], row["change"]) == (chart["baseline"]["total"], chart["change"]) == (16, -8)
+
+
 async def test_a_patient_without_plan_or_scores(client, world):
     row = row_of(await dashboard(client, world.clinician), world.fresh_patient)
     assert {key: row[key] for key in ("plan_status", "latest", "baseline_total", "change", "percent_change", "trend",

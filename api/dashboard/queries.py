@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ARRAY, ColumnElement, Date, DateTime, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast, false, func,
-    literal_column, or_, select, true, tuple_)
+    ARRAY, ColumnElement, Date, DateTime, FromClause, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast,
+    false, func, literal_column, or_, select, true, tuple_, union_all)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outcomes, pagination
 from api.authz import bound_caller, caller_parameters, visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
-from api.instruments.registry import INSTRUMENTS
+from api.instruments.registry import GAD7, INSTRUMENTS
 from api.patients.service import PATIENT_ORDER, named_like
 from api.schedules.queries import last_scores
 from api.schedules.rules import NO_DAYS, LocalDays
@@ -155,6 +155,11 @@ class Inputs:
     last: dict[tuple[uuid.UUID, str], dt.datetime]  # the last live score of each instrument; absent: none
     recent: dict[tuple[uuid.UUID, str], Recent]  # absent: no live score since RECENT ago
     alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
+    # PostgreSQL only: each patient's picks for the instrument shown and the first dose as PostgreSQL found them (the
+    # chart plan's first scheduled instrument, else gad7; `outcomes.first_dose`), keyed by them. The caller uses a
+    # pick only when its own (instrument, dose) are the same: at a local midnight that a clock change makes
+    # ambiguous, PostgreSQL and zoneinfo choose different instants for the end of a plan's start date.
+    picks: dict[Wanted, Picks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +171,10 @@ class ScoreValue:
 
 @dataclass(frozen=True, slots=True)
 class Picks:
-    """One patient's scores of one instrument that the row shows: the first, the last before the first dose (None
-    without a dose or such a score) and the latest."""
+    """One patient's scores of the instrument the row shows: the chart's baseline total (the last live score before
+    the first dose; without one, the first) and the latest score."""
 
-    first: ScoreValue
-    before: ScoreValue | None
+    baseline_total: int
     latest: ScoreValue
 
 
@@ -192,13 +196,13 @@ async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Se
         return await _driver_inputs(engine, [patient.id for patient in patients], now)
     ids = [patient.id for patient in patients]
     return Inputs(await plans(session, ids), await last_scores(session, ids, _CODES),
-                  await recent_scores(session, patients, now), await open_alerts(session, ids))
+                  await recent_scores(session, patients, now), await open_alerts(session, ids), {})
 
 
 async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted]
                 ) -> dict[uuid.UUID, Picks]:
-    """The first, last-before-dose and latest live score of each wanted (patient, instrument): on PostgreSQL one
-    statement on the driver; else three through the session."""
+    """The baseline and latest live score of each wanted (patient, instrument): on PostgreSQL one statement on the
+    driver; else three through the session."""
     if engine is not None:
         return await _driver_picks(engine, wanted)
     spans = await score_spans(session, [pid for pid, _, _ in wanted])
@@ -209,34 +213,36 @@ async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Seque
     found = {}
     for pid, code, _ in wanted:
         first, last = spans[(pid, code)]
-        found[pid] = Picks(values[(pid, code, first)], values[(pid, code, before[pid])] if pid in before else None,
-                           values[(pid, code, last)])
+        found[pid] = Picks(values[(pid, code, before.get(pid, first))].total, values[(pid, code, last)])
     return found
 
 
-def _plan_facts(which: ColumnElement[bool], *, lateral: bool = False) -> Select:
-    """`PlanFacts` of the patients `which` selects, with their patient id first. `lateral` (PostgreSQL) reaches
-    each chart plan from its patient; a plain join would hash every plan of the database."""
+def _plan_facts(which: ColumnElement[bool], *, lateral: bool = False) -> tuple[Select, FromClause, ColumnElement]:
+    """`PlanFacts` of the patients `which` selects, with their patient id first; with the chart plan and the start
+    of its first signed session, for statements that add to it. `lateral` (PostgreSQL) reaches each chart plan and
+    its sessions from its patient; a plain join would hash every plan of the database."""
     plans = TreatmentPlan.__table__.alias("chart_plan")  # chart_plan_id selects from the table itself
     plan = chart_plan(Patient.id, plans).lateral("plan") if lateral else plans
     signed = DosingSession.status == SessionStatus.signed
     # By patient first: ix_dosing_session_patient_started finds the few sessions (there is no plan_id index).
-    first_session = (select(func.min(DosingSession.started_at))
-                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.c.id, signed)
-                     .scalar_subquery())
+    first_session = (select(func.min(DosingSession.started_at).label("started_at"))
+                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.c.id, signed))
     last_session = (select(func.max(DosingSession.started_at))
                     .where(DosingSession.patient_id == Patient.id, signed).scalar_subquery())
-    return (
+    first = first_session.lateral("first_session") if lateral else None
+    first_session_at = first.c.started_at if first is not None else first_session.scalar_subquery()
+    stmt = (
         select(Patient.id.label("patient_id"), plan.c.id.label("plan_id"), plan.c.status, plan.c.start_date,
-               plan.c.assessments, first_session.label("first_session_at"), last_session.label("last_session_at"))
+               plan.c.assessments, first_session_at.label("first_session_at"), last_session.label("last_session_at"))
         .select_from(Patient)
         .outerjoin(plan, true() if lateral else plan.c.id == chart_plan_id(Patient.id))
         .where(which)
     )
+    return (stmt.join(first, true()) if first is not None else stmt), plan, first_session_at
 
 
 async def plans(session: AsyncSession, patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, PlanFacts]:
-    rows = (await session.exec(_plan_facts(Patient.id.in_(patient_ids)))).all()
+    rows = (await session.exec(_plan_facts(Patient.id.in_(patient_ids))[0])).all()
     return {row.patient_id: PlanFacts(*row[1:]) for row in rows}
 
 
@@ -320,6 +326,35 @@ _RECENT_COLUMNS = tuple(f"recent_{name}" for name in _RECENT)
 _LAST_COLUMNS = tuple((code, f"last_{code}") for code in _CODES)
 
 
+def _shown_scores(patient_id: ColumnElement, instrument: ColumnElement, dose: ColumnElement) -> tuple[Any, Any]:
+    """The baseline total and the latest live score of one instrument, as two LATERALs that reach them by index
+    (ix_score_live_patient_instrument). The baseline is the chart's (`outcomes.baseline`): the last score before the
+    first dose, else the first; a UNION ALL that stops at its first row, so the first score is read only when none
+    precedes the dose (or there is no dose)."""
+    def one(*condition: ColumnElement[bool], columns: tuple, last: bool) -> Select:
+        order = (Score.recorded_at.desc(), Score.id.desc()) if last else (Score.recorded_at, Score.id)
+        return (select(*columns)
+                .where(Score.patient_id == patient_id, Score.instrument == instrument, Score.deleted_at.is_(None),
+                       *condition)
+                .order_by(*order).limit(1).correlate_except(Score))
+
+    latest = one(columns=(Score.recorded_at, Score.total, Score.severity), last=True).lateral("latest")
+    baseline = union_all(one(Score.recorded_at < dose, columns=(Score.total,), last=True),
+                         one(columns=(Score.total,), last=False)).limit(1).lateral("baseline")
+    return baseline, latest
+
+
+def _shown_columns(baseline: Any, latest: Any) -> list[ColumnElement]:
+    return [baseline.c.total.label("baseline_total"), latest.c.recorded_at.label("latest_recorded_at"),
+            latest.c.total.label("latest_total"), latest.c.severity.label("latest_severity")]
+
+
+def _picked(row: Any) -> Picks | None:
+    at = row["latest_recorded_at"]
+    return None if at is None else Picks(row["baseline_total"],
+                                         ScoreValue(at, row["latest_total"], row["latest_severity"]))
+
+
 @functools.cache
 def _inputs_statement() -> Select:
     def last(code: str) -> Any:
@@ -354,12 +389,27 @@ def _inputs_statement() -> Select:
     recent = select(*[func.array_agg(by_instrument.c[name]).label(column)
                       for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)]).lateral("recent")
     alerts = _open_alert_counts(Patient.id)
+    facts, plan, first_session_at = _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))),
+                                                lateral=True)
+    # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
+    # the plan's first scheduled instrument, else gad7; its first signed session, else the end of its start date.
+    end_of_start = func.timezone(Patient.timezone, cast(plan.c.start_date + 1, DateTime()),
+                                 type_=DateTime(timezone=True))
+    shown = select(func.coalesce(plan.c.assessments[0]["instrument"].as_string(), GAD7.code).label("instrument"),
+                   func.coalesce(first_session_at, end_of_start).label("dose")
+                   ).correlate(Patient, plan, first_session_at.table).lateral("shown")
+    baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
     return (
-        _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))), lateral=True)
+        facts
         .add_columns(*[last(code).label(column) for code, column in _LAST_COLUMNS],
-                     recent, alerts.c.open_alerts, alerts.c.urgent_alerts)
+                     recent, alerts.c.open_alerts, alerts.c.urgent_alerts,
+                     shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
+                     *_shown_columns(baseline, latest))
         .join(recent, true())
         .join(alerts, true())
+        .join(shown, true())
+        .outerjoin(latest, true())
+        .outerjoin(baseline, true())
     )
 
 
@@ -377,7 +427,7 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
     rows = await _inputs_driver(engine.dialect).fetch(engine, {
         "patient_ids": list(patient_ids), "since": since, "until": until, "now": now, "start": start, "split": split,
         "origin": origin})
-    found = Inputs({}, {}, {}, {})
+    found = Inputs({}, {}, {}, {}, {})
     first_day = origin.toordinal()
     for row in rows:
         pid = row["patient_id"]
@@ -391,6 +441,9 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
             found.recent[(pid, code)] = Recent(LocalDays(first_day, days), *sums)
         if row["open_alerts"]:
             found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])
+        picked = _picked(row)
+        if picked is not None:
+            found.picks[(pid, row["shown_instrument"], row["shown_dose"])] = picked
     return found
 
 
@@ -399,23 +452,12 @@ def _picks_statement() -> Select:
     wanted = func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid)), bindparam("instruments", type_=ARRAY(String)),
                          bindparam("doses", type_=ARRAY(DateTime(timezone=True)))
                          ).table_valued("patient_id", "instrument", "dose").render_derived("wanted")
-
-    def pick(name: str, *condition: ColumnElement[bool], last: bool) -> Any:
-        order = (Score.recorded_at.desc(), Score.id.desc()) if last else (Score.recorded_at, Score.id)
-        return (select(Score.recorded_at, Score.total, Score.severity)
-                .where(Score.patient_id == wanted.c.patient_id, Score.instrument == wanted.c.instrument,
-                       Score.deleted_at.is_(None), *condition)
-                .order_by(*order).limit(1).lateral(name))
-
-    first, latest = pick("first", last=False), pick("latest", last=True)
-    before = pick("before", Score.recorded_at < wanted.c.dose, last=True)
+    baseline, latest = _shown_scores(wanted.c.patient_id, wanted.c.instrument, wanted.c.dose)
     return (
-        select(wanted.c.patient_id, *[column.label(f"{part.name}_{column.key}") for part in (first, before, latest)
-                                      for column in part.c])
+        select(wanted.c.patient_id, *_shown_columns(baseline, latest))
         .select_from(wanted)
-        .join(first, true())
-        .outerjoin(before, true())
         .join(latest, true())
+        .join(baseline, true())
     )
 
 
@@ -430,10 +472,4 @@ async def _driver_picks(engine: AsyncEngine, wanted: Sequence[Wanted]) -> dict[u
     pids, codes, doses = (list(column) for column in zip(*wanted, strict=True))
     rows = await _picks_driver(engine.dialect).fetch(
         engine, {"patient_ids": pids, "instruments": codes, "doses": doses})
-
-    def value(row: Any, part: str) -> ScoreValue | None:
-        at = row[f"{part}_recorded_at"]
-        return None if at is None else ScoreValue(at, row[f"{part}_total"], row[f"{part}_severity"])
-
-    return {row["patient_id"]: Picks(value(row, "first"), value(row, "before"), value(row, "latest"))  # type: ignore[arg-type]
-            for row in rows}
+    return {row["patient_id"]: _picked(row) for row in rows}  # type: ignore[misc]

@@ -130,27 +130,25 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
         assessments = plan.assessments if plan.plan_id is not None else []
         shown[patient.id] = assessments[0]["instrument"] if assessments else GAD7.code
         doses[patient.id] = outcomes.first_dose(plan.first_session_at, plan.start_date, ZoneInfo(patient.timezone))
-    picked = await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
-                                                   if (pid, shown[pid]) in found.last])
+    # PostgreSQL picked in the same statement, for its own view of the instrument and the dose (queries.Inputs):
+    # the rest (all of them on SQLite) are read now.
+    picked = {pid: found.picks[key] for pid in ids if (key := (pid, shown[pid], doses[pid])) in found.picks}
+    picked.update(await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
+                                                        if pid not in picked and (pid, shown[pid]) in found.last]))
     last_score_at: dict = {}
     for (pid, _), last in found.last.items():
         last_score_at[pid] = max(last, last_score_at.get(pid, last))
-    return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id), doses[patient.id],
+    return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id),
                  last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients]
 
 
 def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs, picks: queries.Picks | None,
-         dose: dt.datetime | None, last_score_at: dt.datetime | None, today: dt.date) -> DashboardRow:
+         last_score_at: dt.datetime | None, today: dt.date) -> DashboardRow:
     instrument = INSTRUMENTS[code]
     zone = ZoneInfo(patient.timezone)
-    latest = base = None
-    if picks is not None:
-        # The chart's rule over the two candidates: the last score before the first dose, else the first.
-        latest, candidates = picks.latest, [picks.first, *([picks.before] if picks.before else [])]
-        index, _ = outcomes.baseline([candidate.recorded_at for candidate in candidates], dose)
-        base = candidates[index]
+    latest, base = (picks.latest, picks.baseline_total) if picks is not None else (None, None)
     shown = found.recent.get((patient.id, code), queries.NONE_RECENT)
-    change = latest.total - base.total if latest is not None and base is not None else None
+    change = latest.total - base if latest is not None and base is not None else None
     schedule = []
     if plan.plan_id is not None and plan.status == PlanStatus.active:
         schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
@@ -165,8 +163,8 @@ def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs
         plan_status=plan.status if plan.plan_id is not None else None, instrument=code,
         latest=None if latest is None else LatestScore(instrument=code, total=latest.total, severity=latest.severity,
                                                        recorded_at=latest.recorded_at),
-        baseline_total=None if base is None else base.total, change=change,
-        percent_change=None if change is None else outcomes.percent_change(base.total, latest.total),
+        baseline_total=base, change=change,
+        percent_change=None if change is None else outcomes.percent_change(base, latest.total),
         trend=outcomes.trend_of(instrument, shown.recent_sum, shown.recent_n, shown.prior_sum, shown.prior_n),
         last_session_at=plan.last_session_at, last_activity_at=max(activity, default=None),
         next_assessment_due=min((entry.next_due_on for entry in schedule), default=None),
