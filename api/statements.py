@@ -10,12 +10,14 @@ same statement, so it is durable when the answer is sent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, Select, Table, bindparam, select
+from sqlalchemy import BindParameter, Executable, Select, Table, bindparam, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.selectable import CTE
 
@@ -46,7 +48,7 @@ class DriverStatement:
 
     @classmethod
     def compile(cls, statement: Executable, dialect: Dialect) -> DriverStatement:
-        compiled = statement.compile(dialect=dialect)
+        compiled = _inline_constants(dialect)(dialect, statement)
         if "POSTCOMPILE" in compiled.string:
             # An expanding IN is rendered per execution by SQLAlchemy, which this path bypasses: compare with
             # literal values instead (see api.charts.queries.CHART_PLAN_STATUSES).
@@ -88,6 +90,24 @@ class DriverStatement:
             raise
         finally:
             connection.close()  # back to the pool; with no transaction open, its reset needs no round trip
+
+
+@functools.cache
+def _inline_constants(dialect: Dialect) -> type[SQLCompiler]:
+    """The dialect's compiler, writing the values a statement holds itself (a LIMIT 1, a status it compares with, a
+    CASE's 0 and 1) into its text instead of sending them as parameters; the caller's values stay parameters.
+
+    asyncpg prepares each statement once per connection, and PostgreSQL then either re-plans it on every execution
+    for the values given (a custom plan) or plans it once for all (a generic plan), whichever it estimates cheaper.
+    A generic plan cannot see parameters: it took every `LIMIT 1` for a tenth of the rows, estimated itself costlier
+    than re-planning, and so the dashboard's statement was planned anew on every execution."""
+    def visit_bindparam(self: SQLCompiler, bindparam: BindParameter, **kw: Any) -> str:
+        held = (not bindparam.required and bindparam.callable is None and not bindparam.expanding
+                and isinstance(bindparam.value, int | str))
+        return base.visit_bindparam(self, bindparam, **{**kw, "literal_binds": True} if held else kw)
+
+    base = dialect.statement_compiler
+    return type(f"InlineConstants{base.__name__}", (base,), {"visit_bindparam": visit_bindparam})
 
 
 def one_statement(engine: AsyncEngine) -> bool:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, String, Uuid, bindparam, cast, func, insert, select
+from sqlalchemy import ARRAY, Insert, String, Uuid, bindparam, cast, func, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -88,25 +88,35 @@ def record_patient_reads(
     )
 
 
-@functools.cache
-def _patient_reads(dialect: Dialect) -> DriverStatement:
+def patient_reads() -> Insert:
+    """`record_patient_reads` of the patients in the array parameter `patient_ids` (each its own resource), the
+    other columns as named parameters (`patient_read_parameters`): for a read on the driver (api/statements.py)
+    that writes its audit rows in its own statement, or in the one that reads (as a WITH). PostgreSQL."""
     table = AuditEvent.__table__
     patients = func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id").render_derived("read")
     per_row = {"id": func.gen_random_uuid(), "resource_id": cast(patients.c.id, String), "patient_id": patients.c.id}
     values = select(*[per_row.get(column.key, bindparam(column.key, type_=column.type)) for column in table.c])
-    return DriverStatement.compile(
-        insert(table).from_select([column.key for column in table.c], values.select_from(patients)), dialect)
+    return insert(table).from_select([column.key for column in table.c], values.select_from(patients))
+
+
+def patient_read_parameters(caller: Caller, action: str, resource_type: str) -> dict[str, Any]:
+    return event_values(caller, action, outcome=SUCCESS, resource_type=resource_type, resource_id=None,
+                        patient_id=None, organization_id=None)
+
+
+@functools.cache
+def _patient_reads(dialect: Dialect) -> DriverStatement:
+    return DriverStatement.compile(patient_reads(), dialect)
 
 
 async def record_patient_reads_now(
     engine: AsyncEngine, caller: Caller, action: str, resource_type: str, patient_ids: Sequence[uuid.UUID]
 ) -> None:
-    """`record_patient_reads` of patients (each its own resource) for a read that runs on the driver
-    (api/statements.py): one autocommitted statement, durable before the answer is sent. PostgreSQL."""
+    """`record_patient_reads` of patients for a read that runs on the driver: one autocommitted statement, durable
+    before the answer is sent. PostgreSQL."""
     if patient_ids:
-        values = event_values(caller, action, outcome=SUCCESS, resource_type=resource_type, resource_id=None,
-                              patient_id=None, organization_id=None)
-        await _patient_reads(engine.dialect).execute(engine, {**values, "patient_ids": list(patient_ids)})
+        await _patient_reads(engine.dialect).execute(engine, {
+            **patient_read_parameters(caller, action, resource_type), "patient_ids": list(patient_ids)})
 
 
 async def record_denied(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import outcomes, pagination
+from api.audit import service as audit
 from api.authz import bound_caller, caller_parameters, visible_patients
 from api.charts.queries import chart_plan, chart_plan_id
 from api.instruments.registry import GAD7, INSTRUMENTS
@@ -178,6 +179,10 @@ class Picks:
     latest: ScoreValue
 
 
+# The audit action of a page's rows (one event per patient shown).
+READ_ACTION = "dashboard.read"
+
+
 # A wanted pick: (patient, instrument, first dose or None), for a patient with live scores of the instrument.
 Wanted = tuple[uuid.UUID, str, dt.datetime | None]
 
@@ -188,12 +193,13 @@ RECENT = dt.timedelta(days=29)
 _DAY = dt.timedelta(days=1)
 
 
-async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime
-                 ) -> Inputs:
-    """Of these (id, full_name, timezone) patients. On PostgreSQL (`engine` given) one statement on the driver;
-    else four through the session."""
+async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime,
+                 audit_as: Caller | None = None) -> Inputs:
+    """Of these (id, full_name, timezone) patients. On PostgreSQL (`engine` given) one statement on the driver,
+    which also writes the `dashboard.read` audit row of each patient when `audit_as` is the caller; else four
+    through the session, and `audit_as` is ignored."""
     if engine is not None:
-        return await _driver_inputs(engine, [patient.id for patient in patients], now)
+        return await _driver_inputs(engine, [patient.id for patient in patients], now, audit_as)
     ids = [patient.id for patient in patients]
     return Inputs(await plans(session, ids), await last_scores(session, ids, _CODES),
                   await recent_scores(session, patients, now), await open_alerts(session, ids), {})
@@ -356,7 +362,7 @@ def _picked(row: Any) -> Picks | None:
 
 
 @functools.cache
-def _inputs_statement() -> Select:
+def _inputs_statement(audited: bool) -> Select:
     def last(code: str) -> Any:
         return (select(func.max(Score.recorded_at))
                 .where(Score.patient_id == Patient.id, Score.instrument == literal_column(f"'{code}'"),
@@ -399,7 +405,7 @@ def _inputs_statement() -> Select:
                    func.coalesce(first_session_at, end_of_start).label("dose")
                    ).correlate(Patient, plan, first_session_at.table).lateral("shown")
     baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
-    return (
+    stmt = (
         facts
         .add_columns(*[last(code).label(column) for code, column in _LAST_COLUMNS],
                      recent, alerts.c.open_alerts, alerts.c.urgent_alerts,
@@ -411,22 +417,26 @@ def _inputs_statement() -> Select:
         .outerjoin(latest, true())
         .outerjoin(baseline, true())
     )
+    # PostgreSQL runs a data-modifying WITH to completion whether or not the query reads it.
+    return stmt.add_cte(audit.patient_reads().cte("audited")) if audited else stmt
 
 
 @functools.cache
-def _inputs_driver(dialect: Dialect) -> DriverStatement:
-    return DriverStatement.compile(_inputs_statement(), dialect)
+def _inputs_driver(dialect: Dialect, audited: bool) -> DriverStatement:
+    return DriverStatement.compile(_inputs_statement(audited), dialect)
 
 
-async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime) -> Inputs:
+async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime,
+                         audit_as: Caller | None) -> Inputs:
     start, split = outcomes.trend_windows(now)
     # Local days are within a day of the UTC date in every zone: bit 0 is two days before the earliest recent one,
     # and the latest kept (`until`, plus a day) is bit 34 or less.
     since, until = now - RECENT, now + 2 * _DAY
     origin = since.date() - 2 * _DAY
-    rows = await _inputs_driver(engine.dialect).fetch(engine, {
+    audited = {} if audit_as is None else audit.patient_read_parameters(audit_as, READ_ACTION, "patient")
+    rows = await _inputs_driver(engine.dialect, audit_as is not None).fetch(engine, {
         "patient_ids": list(patient_ids), "since": since, "until": until, "now": now, "start": start, "split": split,
-        "origin": origin})
+        "origin": origin, **audited})
     found = Inputs({}, {}, {}, {}, {})
     first_day = origin.toordinal()
     for row in rows:

@@ -59,8 +59,10 @@ def _key(order: str, row: DashboardRow) -> tuple:
 
 async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> DashboardPage:
     now = utcnow()
-    # PostgreSQL reads each page's inputs on the driver (api.dashboard.queries) and audits in its own statement.
+    # PostgreSQL reads each page's inputs on the driver (api.dashboard.queries); when the rows it reads are the page,
+    # the same statement writes their audit rows (`audit_as`), else the page is audited in a statement of its own.
     engine = session.bind if one_statement(session.bind) else None
+    audit_as = caller if engine is not None else None
     if query.sort == "name" and query.overdue is None and query.trend is None:
         # The panel's own order: the database pages it and only the page is summarised.
         if engine is not None and query.q is None:
@@ -72,14 +74,15 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
                                                        limit=query.limit)
             if engine is not None:
                 await session.commit()  # only read: the connection goes back to the pool for the driver's statements
-        items = await summarise(session, engine, patients, now)
+        items = await summarise(session, engine, patients, now, audit_as)
     elif engine is not None and query.sort == "alerts" and query.q is None and query.overdue is None \
             and query.trend is None:
         # The default order is on counts the database keeps: it pages them, and only the page is summarised.
         patients, last = await queries.page_by_alerts(engine, caller, limit=query.limit, after=_position(query))
-        items = await summarise(session, engine, patients, now)
+        items = await summarise(session, engine, patients, now, audit_as)
         next_cursor = None if last is None else pagination.encode_position(last)
     else:
+        audit_as = None
         after = _position(query)
         everyone = (await session.exec(queries.panel(visible_patients(caller), query.q))).all()
         if engine is not None:
@@ -90,13 +93,13 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
             chosen = [row for row in chosen if _key(query.sort, row) > after]
         items = chosen[:query.limit]
         next_cursor = pagination.encode_position(_key(query.sort, items[-1])) if len(chosen) > query.limit else None
-    if engine is not None:
-        await audit.record_patient_reads_now(engine, caller, "dashboard.read", "patient",
-                                             [row.patient_id for row in items])
-    else:
-        audit.record_patient_reads(session, caller, "dashboard.read", "patient",
+    if engine is None:
+        audit.record_patient_reads(session, caller, queries.READ_ACTION, "patient",
                                    [(row.patient_id, row.patient_id) for row in items])
         await session.commit()
+    elif audit_as is None:
+        await audit.record_patient_reads_now(engine, caller, queries.READ_ACTION, "patient",
+                                             [row.patient_id for row in items])
     return DashboardPage(items=items, next_cursor=next_cursor)
 
 
@@ -117,11 +120,12 @@ def _matches(row: DashboardRow, query: DashboardQuery) -> bool:
             and (query.trend is None or row.trend == query.trend))
 
 
-async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime
-                    ) -> list[DashboardRow]:
-    """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order: two reads."""
+async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime,
+                    audit_as: Caller | None = None) -> list[DashboardRow]:
+    """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order. On PostgreSQL, the
+    read also audits every one of them as read by `audit_as`, when given (`queries.inputs`)."""
     ids = [patient.id for patient in patients]
-    found = await queries.inputs(session, engine, patients, now)
+    found = await queries.inputs(session, engine, patients, now, audit_as)
     # A panel's patients share a few zones: each zone's today is computed once.
     todays = {timezone: now.astimezone(ZoneInfo(timezone)).date() for timezone in {p.timezone for p in patients}}
     shown, doses = {}, {}
