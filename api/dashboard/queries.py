@@ -386,14 +386,19 @@ def _inputs_statement(audited: bool) -> Select:
                func.coalesce(func.sum(Score.total).filter(in_recent), 0).label("recent_sum"),
                func.count().filter(in_recent).label("recent_n"),
                func.coalesce(func.sum(Score.total).filter(in_prior), 0).label("prior_sum"),
-               func.count().filter(in_prior).label("prior_n"))
+               func.count().filter(in_prior).label("prior_n"),
+               func.max(at).label("last"))
         .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None), at > since)
         .group_by(Score.instrument)
         .correlate_except(Score)
         .subquery("by_instrument")
     )
+    # An instrument's last score is its last recent one when it has any (every recent score is after `since`);
+    # COALESCE evaluates the index probe only when it has none.
     recent = select(*[func.array_agg(by_instrument.c[name]).label(column)
-                      for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)]).lateral("recent")
+                      for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)],
+                    *[func.max(by_instrument.c.last).filter(by_instrument.c.instrument == code).label(column)
+                      for code, column in _LAST_COLUMNS]).lateral("recent")
     alerts = _open_alert_counts(Patient.id)
     facts, plan, first_session_at = _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))),
                                                 lateral=True)
@@ -407,7 +412,7 @@ def _inputs_statement(audited: bool) -> Select:
     baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
     stmt = (
         facts
-        .add_columns(*[last(code).label(column) for code, column in _LAST_COLUMNS],
+        .add_columns(*[func.coalesce(recent.c[column], last(code)).label(column) for code, column in _LAST_COLUMNS],
                      recent, alerts.c.open_alerts, alerts.c.urgent_alerts,
                      shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
                      *_shown_columns(baseline, latest))
