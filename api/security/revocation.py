@@ -10,7 +10,9 @@ then two dictionary lookups.
 The reread starts in the background once the copy is half that old (one small query per process every quarter
 second, whatever the traffic), so requests do not wait for it; a request waits only for a copy past the full
 interval (the background reread failed or is late). Waiting on every reread held every request that arrived during
-it: under load, a stall every interval, which was most of the p99 latency (bench/README.md, 2026-11-29).
+it: under load, a stall every interval, which was most of the p99 latency (bench/README.md, 2026-11-29). On
+PostgreSQL the reread has a connection of its own (api/app.py): from the requests' pool it queued behind them
+(under wrk -c32 on the chart, a reread took 68 ms at the median, 47 ms on its own connection).
 
 Tokens are compared by their issue time (`iat`, to the millisecond), so a token issued after the revocation (a role
 change followed by a refresh, a re-enrollment's new session) works at once.
@@ -117,6 +119,10 @@ class Revocations:
             if revoked_at is not None and issued_at < revoked_at:
                 return True
         return False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     def _stale(self, age: float) -> bool:
         return self._loaded_generation != _generation or time.monotonic() - self._loaded_at >= age
