@@ -120,8 +120,7 @@ async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, aft
     return [PanelRow(*row[:3]) for row in page], last
 
 
-@dataclass(frozen=True, slots=True)
-class PlanFacts:
+class PlanFacts(NamedTuple):
     """A patient's chart plan (the chart's own rule, `chart_plan_id`; all None without one) with the start of its
     first signed session, and the patient's last signed session."""
 
@@ -133,8 +132,7 @@ class PlanFacts:
     last_session_at: dt.datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Recent:
+class Recent(NamedTuple):
     """A patient's recent live scores of one instrument, as the schedule and the trend use them: the local days
     with a score (over the adherence window), and each fortnight's sum and count (`outcomes.trend_windows`)."""
 
@@ -163,15 +161,13 @@ class Inputs:
     picks: dict[Wanted, Picks]
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreValue:
+class ScoreValue(NamedTuple):
     recorded_at: dt.datetime
     total: int
     severity: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Picks:
+class Picks(NamedTuple):
     """One patient's scores of the instrument the row shows: the chart's baseline total (the last live score before
     the first dose; without one, the first) and the latest score."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from api.outcomes import half_up
 
@@ -48,8 +48,7 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
     return half_up(min(completed, due_dates), due_dates, places=2)
 
 
-@dataclass(frozen=True, slots=True)
-class LocalDays:
+class LocalDays(NamedTuple):
     """A set of local calendar days as the bits of one integer: bit i is the day whose ordinal (`date.toordinal()`)
     is `origin + i`. Counting the days of a window is then one shift, one mask and a population count; and the
     dashboard reads each patient's recent days from PostgreSQL as one integer per instrument instead of a date per
@@ -78,8 +77,7 @@ def local_days(instants: Iterable[dt.datetime], zone: dt.tzinfo) -> LocalDays:
     return LocalDays.of(at.astimezone(zone).date() for at in instants)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One line of the plan's `assessments`, as the schedule answers it."""
 
     instrument: str
