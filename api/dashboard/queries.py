@@ -151,7 +151,8 @@ class Inputs:
     """What a page is computed from, for every patient asked about."""
 
     plans: dict[uuid.UUID, PlanFacts]
-    last: dict[tuple[uuid.UUID, str], dt.datetime]  # the last live score of each instrument; absent: none
+    last: dict[tuple[uuid.UUID, str], dt.date]  # the local day of each instrument's last live score; absent: none
+    last_score_at: dict[uuid.UUID, dt.datetime]  # the instant of the last live score of any instrument
     recent: dict[tuple[uuid.UUID, str], Recent]  # absent: no live score since RECENT ago
     alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
     # PostgreSQL only: each patient's picks for the instrument shown and the first dose as PostgreSQL found them (the
@@ -197,8 +198,13 @@ async def inputs(session: AsyncSession, engine: AsyncEngine | None, patients: Se
     if engine is not None:
         return await _driver_inputs(engine, [patient.id for patient in patients], now, audit_as)
     ids = [patient.id for patient in patients]
-    return Inputs(await plans(session, ids), await last_scores(session, ids, _CODES),
-                  await recent_scores(session, patients, now), await open_alerts(session, ids), {})
+    zones = {patient.id: ZoneInfo(patient.timezone) for patient in patients}
+    last = await last_scores(session, ids, _CODES)
+    last_score_at: dict[uuid.UUID, dt.datetime] = {}
+    for (pid, _), at in last.items():
+        last_score_at[pid] = max(at, last_score_at.get(pid, at))
+    return Inputs(await plans(session, ids), {key: at.astimezone(zones[key[0]]).date() for key, at in last.items()},
+                  last_score_at, await recent_scores(session, patients, now), await open_alerts(session, ids), {})
 
 
 async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Sequence[Wanted]
@@ -326,6 +332,8 @@ _CODES = tuple(INSTRUMENTS)
 _RECENT = ("instrument", "days", "recent_sum", "recent_n", "prior_sum", "prior_n")
 _RECENT_COLUMNS = tuple(f"recent_{name}" for name in _RECENT)
 _LAST_COLUMNS = tuple((code, f"last_{code}") for code in _CODES)
+# date − this = the day's ordinal in Python's numbering (date.toordinal()).
+_DAY_ZERO = literal_column("DATE '0001-12-31 BC'")
 
 
 def _shown_scores(patient_id: ColumnElement, instrument: ColumnElement, dose: ColumnElement) -> tuple[Any, Any]:
@@ -363,6 +371,7 @@ def _inputs_statement(audited: bool) -> Select:
         return (select(func.max(Score.recorded_at))
                 .where(Score.patient_id == Patient.id, Score.instrument == literal_column(f"'{code}'"),
                        Score.deleted_at.is_(None))
+                .correlate_except(Score)  # the patient is two levels up (see api.charts.queries.chart_plan)
                 .scalar_subquery())
 
     # One pass over the patient's recent index entries (ix_score_live_patient_instrument: in instrument order, so
@@ -389,12 +398,16 @@ def _inputs_statement(audited: bool) -> Select:
         .correlate_except(Score)
         .subquery("by_instrument")
     )
-    # An instrument's last score is its last recent one when it has any (every recent score is after `since`);
-    # COALESCE evaluates the index probe only when it has none.
     recent = select(*[func.array_agg(by_instrument.c[name]).label(column)
                       for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)],
                     *[func.max(by_instrument.c.last).filter(by_instrument.c.instrument == code).label(column)
                       for code, column in _LAST_COLUMNS]).lateral("recent")
+    # Each instrument's last score is its last recent one when it has any (every recent score is after `since`);
+    # COALESCE evaluates the index probe only when it has none. Read as the local day the schedule needs, and
+    # their latest as the patient's last score: one instant to decode instead of one per instrument.
+    # (OFFSET 0 keeps PostgreSQL from pulling the subquery up into its two uses, which probed twice.)
+    lasts = select(*[func.coalesce(recent.c[column], last(code)).label(code) for code, column in _LAST_COLUMNS]
+                   ).correlate(Patient, recent).offset(0).lateral("lasts")
     alerts = _open_alert_counts(Patient.id)
     facts, plan, first_session_at = _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))),
                                                 lateral=True)
@@ -408,11 +421,14 @@ def _inputs_statement(audited: bool) -> Select:
     baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
     stmt = (
         facts
-        .add_columns(*[func.coalesce(recent.c[column], last(code)).label(column) for code, column in _LAST_COLUMNS],
-                     recent, alerts.c.open_alerts, alerts.c.urgent_alerts,
+        .add_columns(*[(cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - _DAY_ZERO).label(column)
+                       for code, column in _LAST_COLUMNS],
+                     func.greatest(*[lasts.c[code] for code in _CODES]).label("last_score_at"),
+                     *[recent.c[column] for column in _RECENT_COLUMNS], alerts.c.open_alerts, alerts.c.urgent_alerts,
                      shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
                      *_shown_columns(baseline, latest))
         .join(recent, true())
+        .join(lasts, true())
         .join(alerts, true())
         .join(shown, true())
         .outerjoin(latest, true())
@@ -438,16 +454,18 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
     rows = await _inputs_driver(engine.dialect, audit_as is not None).fetch(engine, {
         "patient_ids": list(patient_ids), "since": since, "until": until, "now": now, "start": start, "split": split,
         "origin": origin, **audited})
-    found = Inputs({}, {}, {}, {}, {})
+    found = Inputs({}, {}, {}, {}, {}, {})
     first_day = origin.toordinal()
     for row in rows:
         pid = row["patient_id"]
+        if row["last_score_at"] is not None:
+            found.last_score_at[pid] = row["last_score_at"]
         found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
                                      row["first_session_at"], row["last_session_at"])
         for code, column in _LAST_COLUMNS:
             last = row[column]
             if last is not None:
-                found.last[(pid, code)] = last
+                found.last[(pid, code)] = dt.date.fromordinal(last)
         for code, days, *sums in zip(*(row[column] or () for column in _RECENT_COLUMNS), strict=True):
             found.recent[(pid, code)] = Recent(LocalDays(first_day, days), *sums)
         if row["open_alerts"]:

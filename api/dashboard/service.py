@@ -143,26 +143,22 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
     picked = {pid: found.picks[key] for pid in ids if (key := (pid, shown[pid], doses[pid])) in found.picks}
     picked.update(await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
                                                         if pid not in picked and (pid, shown[pid]) in found.last]))
-    last_score_at: dict = {}
-    for (pid, _), last in found.last.items():
-        last_score_at[pid] = max(last, last_score_at.get(pid, last))
     # Validated as one list: a model built per row, and its score's, cost twice as much.
     return _ROWS.validate_python([
         _row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id),
-             last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients])
+             found.last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients])
 
 
 def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs, picks: queries.Picks | None,
          last_score_at: dt.datetime | None, today: dt.date) -> dict[str, Any]:
     """The fields of one `DashboardRow`."""
     instrument = INSTRUMENTS[code]
-    zone = ZoneInfo(patient.timezone)
     latest, base = (picks.latest, picks.baseline_total) if picks is not None else (None, None)
     shown = found.recent.get((patient.id, code), queries.NONE_RECENT)
     change = latest.total - base if latest is not None and base is not None else None
     schedule = []
     if plan.plan_id is not None and plan.status == PlanStatus.active:
-        schedule = [rules.entry(line["instrument"], line["every_days"], plan.start_date, today, zone,
+        schedule = [rules.state(line["every_days"], plan.start_date, today,
                                 found.last.get((patient.id, line["instrument"])),
                                 found.recent.get((patient.id, line["instrument"]), queries.NONE_RECENT).days)
                     for line in plan.assessments]

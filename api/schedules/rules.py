@@ -88,17 +88,26 @@ class Entry(NamedTuple):
     adherence_28d: float | None
 
 
+class State(NamedTuple):
+    """Where one instrument's schedule stands today."""
+
+    next_due_on: dt.date
+    overdue_days: int
+    adherence_28d: float | None
+
+
+def state(every_days: int, start_date: dt.date, today: dt.date, last_day: dt.date | None, days: LocalDays) -> State:
+    """From the local day of the instrument's last live score (any time; None without one) and the local days of
+    its live scores over at least the adherence window (`local_days`)."""
+    due = next_due_on(start_date, every_days, last_day)
+    return State(due, overdue_days(due, today), adherence(start_date, every_days, today, days))
+
+
 def entry(
     instrument: str, every_days: int, start_date: dt.date, today: dt.date, zone: dt.tzinfo,
     last_at: dt.datetime | None, days: LocalDays,
 ) -> Entry:
-    """The schedule line of one instrument: `last_at` is its last live score (any time), `days` the local days of
-    its live scores over at least the adherence window (`local_days`)."""
+    """The schedule line of one instrument: `last_at` is its last live score (any time), `days` as for `state`."""
     last_day = last_at.astimezone(zone).date() if last_at is not None else None
     since_start = last_at if last_day is not None and last_day >= start_date else None
-    due = next_due_on(start_date, every_days, last_day)
-    return Entry(
-        instrument=instrument, every_days=every_days, last_completed_at=since_start, next_due_on=due,
-        overdue_days=overdue_days(due, today),
-        adherence_28d=adherence(start_date, every_days, today, days),
-    )
+    return Entry(instrument, every_days, since_start, *state(every_days, start_date, today, last_day, days))
