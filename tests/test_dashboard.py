@@ -331,6 +331,9 @@ async def test_reading_the_dashboard_is_audited_per_row(client, world, params):
     events = (await client.get("/v1/audit-events", params={"action": "dashboard.read"},
                                headers=world.admin.headers)).json()["items"]
     assert sorted(e["patient_id"] for e in events) == sorted([str(world.patient.id), str(world.fresh_patient.id)])
+    if ON_POSTGRES:
+        # Written in bulk by PostgreSQL with time-ordered ids (UUIDv7), so they land at the primary key's right edge.
+        assert {uuid.UUID(e["id"]).version for e in events} == {7}
 
 
 # --- cost ------------------------------------------------------------------------------------------------------
