@@ -196,13 +196,47 @@ async def test_the_one_statement_insert_stores_exactly_the_scores_the_rule_clear
     caller = decode_access_token(app.state.settings, world.patient_user.token)
     cases = [(gad7(13, AFTER_START), True), (gad7(14, AFTER_START), False),
              (gad7(21, "2026-01-01T09:00:00-05:00"), True), (gad7(2, LATER), True), (phq9(24, LATER), True)]  # no PHQ-9 baseline yet: the score would be it
-    for body, stored_fast in cases:
+
+    async def fast_insert(body: dict) -> tuple[bool, bool]:
         score = service._new_score(ScoreCreate.model_validate(body), world.patient.id, caller,
                                    dt.datetime.now(dt.UTC))
-        visible, inserted = await queries.insert_if_visible(
+        return await queries.insert_if_visible(
             app.state.engine, caller, score,
             audit.event_values(caller, "score.create", outcome=audit.SUCCESS, resource_type="score",
                                resource_id=score["id"], patient_id=world.patient.id, organization_id=None),
             outbox.event_values(caller.organization_id, "score.created", {"score_id": score["id"]}),
             service.worsening.worsening_parameters(score))
-        assert (visible, inserted) == (stored_fast, stored_fast), body
+
+    for body, stored_fast in cases:
+        assert await fast_insert(body) == (stored_fast, stored_fast), body
+    # Once the plan's GAD-7 alert is open, a worse score raises no other: the fast path stores it, until the alert
+    # is acknowledged.
+    await post(client, world, gad7(15, LATER))
+    [alert] = await worsening_alerts(client, world)
+    assert await fast_insert(gad7(16, LATER_STILL)) == (True, True)
+    await acknowledge(client, world, alert["id"])
+    assert await fast_insert(gad7(16, LATER_STILL)) == (False, False)
+
+
+async def test_the_baseline_at_an_ambiguous_local_midnight_is_the_rules(client, world, app):
+    """A plan without a signed session begins treatment at the end of its start date. In Havana that end can come
+    twice: on 1 November 2026 clocks go back from 01:00 to 00:00, so local midnight is 04:00 and again 05:00 UTC.
+    The rule (Python's zoneinfo, as the chart) takes the first, PostgreSQL's AT TIME ZONE the second; a score
+    between the two is after the first dose. PostgreSQL's one-statement insert must not judge by the later
+    midnight: against the baseline of 5 (before 04:00) the 11 is worse, against the 16 (04:30) it is not. (The 16
+    raises the first alert, acknowledged so that the 11 may raise another.)"""
+    from sqlalchemy import update
+
+    from models import Patient
+
+    async with app.state.sessions() as session:
+        await session.exec(update(Patient).where(Patient.id == world.patient.id).values(timezone="America/Havana"))
+        await session.commit()
+    await active_plan(client, world, start_date="2026-10-31")
+    await post(client, world, gad7(5, "2026-10-31T12:00:00Z"))
+    await post(client, world, gad7(16, "2026-11-01T04:30:00Z"))
+    [first] = await worsening_alerts(client, world)
+    await acknowledge(client, world, first["id"])
+    await post(client, world, gad7(11, "2026-11-10T12:00:00Z"))
+    [alert] = await worsening_alerts(client, world, status="open")
+    assert "total 11" in alert["message"] and "baseline of 5" in alert["message"], alert["message"]

@@ -33,7 +33,7 @@ from api.alerts.service import raise_alert
 from api.charts.queries import CHART_PLAN_STATUSES, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.security.tokens import Caller
-from models.alerts import AlertPriority
+from models.alerts import AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
 from models.plans import PlanStatus, TreatmentPlan
@@ -129,8 +129,20 @@ async def raise_if_worsening(
 _ACTIVE_FIRST = f"CASE WHEN tp.status = '{PlanStatus.active.value}' THEN 0 ELSE 1 END"
 _STATUSES = ", ".join(f"'{status.value}'" for status in CHART_PLAN_STATUSES)
 
+def _offset(instant: str) -> str:
+    """The patient's UTC offset at an instant, as an interval."""
+    return f"(({instant}) AT TIME ZONE p.timezone - ({instant}) AT TIME ZONE 'UTC')"
+
+
 # Parameters: worsening_patient_id, worsening_instrument, worsening_total, worsening_recorded_at, worsening_mcid
-# (NULL for an instrument without a clinically meaningful change: never worse).
+# (NULL for an instrument without a clinically meaningful change: never worse). The open alert is found by the
+# partial unique index on (plan_id, kind) of open alerts, the one `raise_alert` relies on.
+#
+# Without a signed session the first dose is the end of the plan's start date, a local midnight. Where clocks go
+# back around midnight (Havana, 1 November 2026: 01:00 -> 00:00) that midnight comes twice; the rule (zoneinfo, as
+# the chart) takes the first, PostgreSQL's AT TIME ZONE the second, and a score between the two would be the
+# baseline here but not for the rule. When the offset fell within the three hours before PostgreSQL's midnight (every
+# clock change is shorter), the score is left to the ordinary path, which applies the rule itself.
 _CANNOT_WORSEN = f"""NOT EXISTS (
   SELECT 1
   FROM patient AS p
@@ -140,10 +152,14 @@ _CANNOT_WORSEN = f"""NOT EXISTS (
     ORDER BY {_ACTIVE_FIRST}, tp.start_date DESC, tp.created_at DESC, tp.id DESC
     LIMIT 1) AS plan
   CROSS JOIN LATERAL (
-    SELECT coalesce(
-      (SELECT min(ds.started_at) FROM dosing_session AS ds
-       WHERE ds.patient_id = p.id AND ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}'),
-      ((plan.start_date + 1)::timestamp AT TIME ZONE p.timezone)) AS at) AS dose
+    SELECT (SELECT min(ds.started_at) FROM dosing_session AS ds
+            WHERE ds.patient_id = p.id AND ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}')
+             AS session_at,
+           (plan.start_date + 1)::timestamp AT TIME ZONE p.timezone AS midnight) AS first
+  CROSS JOIN LATERAL (
+    SELECT coalesce(first.session_at, first.midnight) AS at,
+           first.session_at IS NULL
+             AND {_offset("first.midnight - interval '3 hours'")} > {_offset("first.midnight")} AS ambiguous) AS dose
   CROSS JOIN LATERAL (
     SELECT candidate.total, candidate.recorded_at FROM (
       (SELECT s.total, s.recorded_at, 0 AS preference FROM score AS s
@@ -157,13 +173,19 @@ _CANNOT_WORSEN = f"""NOT EXISTS (
     ) AS candidate
     ORDER BY candidate.preference LIMIT 1) AS baseline
   WHERE p.id = :worsening_patient_id
-    AND :worsening_recorded_at > baseline.recorded_at
-    AND :worsening_total - baseline.total >= :worsening_mcid)"""
+    AND ((:worsening_recorded_at > baseline.recorded_at AND :worsening_total - baseline.total >= :worsening_mcid)
+         OR dose.ambiguous)
+    AND NOT EXISTS (
+      SELECT 1 FROM alert AS a
+      WHERE a.plan_id = plan.id AND a.kind = :worsening_instrument || '_worsening'
+        AND a.status = '{AlertStatus.open.value}'))"""
 
 
 def cannot_worsen() -> TextClause:
-    """PostgreSQL: whether the score described by the `worsening_*` parameters is surely not worse than its
-    baseline (a WHERE condition)."""
+    """PostgreSQL: whether the score described by the `worsening_*` parameters surely raises no worsening alert (a
+    WHERE condition): it is not worse than its baseline, or an alert of its kind is already open for the plan (the
+    rule raises one per plan and instrument until it is acknowledged). A patient whose scores stay worse than the
+    baseline keeps the fast path once the alert is raised."""
     return text(_CANNOT_WORSEN).bindparams(
         bindparam("worsening_patient_id", type_=Uuid), bindparam("worsening_instrument", type_=String),
         bindparam("worsening_total", type_=Integer), bindparam("worsening_recorded_at", type_=DateTime(timezone=True)),
