@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Executable, Select, Table, Uuid, bindparam, literal_column, select
+from sqlalchemy import BindParameter, Executable, Select, Table, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,23 +24,11 @@ from sqlalchemy.sql.selectable import CTE
 from api.db import database_unavailable
 
 
-# A UUIDv7 (RFC 9562; PostgreSQL 18's uuidv7()) from gen_random_uuid's random bits: its first 48 bits are the Unix
-# time in milliseconds, so rows written one after another land at the right edge of the primary key's B-tree rather
-# than on random leaves, each written whole to the WAL after a checkpoint (a dashboard page's hundred audit rows:
-# 183 -> 65 KB of WAL, and a third less CPU). For the append-only tables the hot requests write (audit, outbox).
-TIME_ORDERED_ID = literal_column(
-    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing substring(int8send(floor(extract(epoch "
-    "from clock_timestamp()) * 1000)::bigint) from 3) from 1 for 6), 52, 1), 53, 1), 'hex')::uuid", type_=Uuid)
-
-
-def typed_row(table: Table, prefix: str, source: CTE, *, time_ordered_id: bool = False) -> tuple[list[str], Select]:
+def typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:
     """SELECT of one named, typed parameter per column of `table`, once per row of `source` (none if it is empty):
-    `INSERT … FROM` it writes the row only when `source` has one. With `time_ordered_id` the `id` column is a new
-    `TIME_ORDERED_ID` instead of a parameter."""
+    `INSERT … FROM` it writes the row only when `source` has one."""
     columns = list(table.c)
-    row = select(*[TIME_ORDERED_ID.label(c.key) if time_ordered_id and c.key == "id"
-                   else bindparam(f"{prefix}_{c.key}", type_=c.type).label(c.key) for c in columns]
-                 ).select_from(source)
+    row = select(*[bindparam(f"{prefix}_{c.key}", type_=c.type).label(c.key) for c in columns]).select_from(source)
     return [c.key for c in columns], row
 
 

@@ -158,7 +158,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     visible = (select(Patient.id, Patient.timezone)
                .where(Patient.id == bindparam("patient_id", type_=Uuid), visible_patients(caller))
                .cte("visible"))
-    names, row = typed_row(AuditEvent.__table__, "audit", visible, time_ordered_id=True)
+    names, row = typed_row(AuditEvent.__table__, "audit", visible)
     audit_row = postgresql.insert(AuditEvent.__table__).from_select(names, row).cte("audit_row")
     plan = aliased(TreatmentPlan)
     chart_plan = select(plan.id, plan.start_date).where(plan.id == chart_plan_id(visible.c.id)).lateral("plan")

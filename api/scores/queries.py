@@ -69,7 +69,7 @@ def _create_statement(role: Role) -> Select:
     )
     side_effects = []
     for table, prefix in ((AuditEvent.__table__, "audit"), (OutboxEvent.__table__, "outbox")):
-        names, row = typed_row(table, prefix, inserted, time_ordered_id=True)
+        names, row = typed_row(table, prefix, inserted)
         side_effects.append(postgresql.insert(table).from_select(names, row).cte(f"{prefix}_row"))
     return select(exists(select(visible.c.id)), exists(select(inserted.c.id))).add_cte(*side_effects)
 
