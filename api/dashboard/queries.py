@@ -3,9 +3,10 @@ being summarised (the page, or the whole panel when the order or a filter needs 
 them at once. Callers have limited the set to patients the caller may see (api.authz.visible_patients).
 
 Two implementations of the same two reads, `inputs` and `picks`, with the same answers (the dashboard's tests run
-on both databases): SQLAlchemy statements through the session (SQLite), and on PostgreSQL one statement each on the
-driver (api/statements.py) that reaches every patient's rows through their indexes, so a page costs the same however
-many scores its patients have.
+on both databases): SQLAlchemy statements through the session (SQLite), and on PostgreSQL statements on the driver
+(api/statements.py) that reach every patient's rows through their indexes, so a page costs the same however many
+scores its patients have. On PostgreSQL `inputs` also picks each row's scores (`Inputs.picks`), so `picks` runs
+only for a row whose first dose PostgreSQL and Python place at different instants (an ambiguous local midnight).
 """
 
 from __future__ import annotations
