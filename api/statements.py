@@ -100,7 +100,8 @@ def _inline_constants(dialect: Dialect) -> type[SQLCompiler]:
     asyncpg prepares each statement once per connection, and PostgreSQL then either re-plans it on every execution
     for the values given (a custom plan) or plans it once for all (a generic plan), whichever it estimates cheaper.
     A generic plan cannot see parameters: it took every `LIMIT 1` for a tenth of the rows, estimated itself costlier
-    than re-planning, and so the dashboard's statement was planned anew on every execution."""
+    than re-planning, and so the dashboard's statement was planned anew on every execution. Only code's values are
+    written: every DriverStatement is compiled once per dialect (and role), never from a request's values."""
     def visit_bindparam(self: SQLCompiler, bindparam: BindParameter, **kw: Any) -> str:
         held = (not bindparam.required and bindparam.callable is None and not bindparam.expanding
                 and isinstance(bindparam.value, int | str))
