@@ -53,7 +53,7 @@ from models.base import utcnow
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young-generation collections; CPython's default is 700
 
 # Requests are matched against routers in this order, so the hot paths come first: the phones' score sync, by far
-# the most frequent, then charts and the dashboard (14th, its matching cost 160 µs a request). No two routers have
+# the most frequent, then charts and the dashboard (14th before, which cost it 160 µs a request). No two routers have
 # paths that match the same request, so the order changes nothing else.
 ROUTERS = (scores_router, charts_router, dashboard_router, health_router, auth_router, users_router, patients_router,
            audit_router, instruments_router, plans_router, sessions_router, organizations_router, alerts_router,

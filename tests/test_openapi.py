@@ -55,3 +55,31 @@ def test_the_main_request_bodies_carry_an_example_of_the_right_shape(name, model
     cls = getattr(importlib.import_module(model), name)
     assert set(example) <= set(cls.model_fields)
     assert {field_name for field_name, field in cls.model_fields.items() if field.is_required()} <= set(example)
+
+
+def test_no_two_routes_match_the_same_request():
+    """api.app.ROUTERS puts the hot paths first; that is safe only while the order decides nothing: every route's
+    path, with an id for each parameter, is matched by that route alone."""
+    from starlette.routing import Match
+
+    from api.app import create_app
+    from tests.conftest import make_settings
+
+    routes = []
+
+    def leaves(items):
+        for route in items:
+            if hasattr(route, "original_router"):
+                leaves(route.original_router.routes)
+            elif hasattr(route, "path"):
+                routes.append(route)
+
+    leaves(create_app(make_settings("sqlite:///:memory:")).router.routes)
+    assert len(routes) > 50
+    for route in routes:
+        path = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000001", route.path)
+        for method in getattr(route, "methods", None) or {"GET"}:
+            scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": [],
+                     "query_string": b""}
+            matching = [other.path for other in routes if other.matches(scope)[0] == Match.FULL]
+            assert matching == [route.path], (method, path)
