@@ -143,7 +143,7 @@ class ChartRead:
 
 # date − this = the day's ordinal in Python's numbering, where 0001-01-01 is day 1 (both calendars are proleptic
 # Gregorian).
-_DAY_ZERO = literal_column("DATE '0001-12-31 BC'")
+DAY_ZERO = literal_column("DATE '0001-12-31 BC'")
 
 
 def _ordered(column, *order):
@@ -172,7 +172,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     )
     by_time = (Score.recorded_at, Score.id)
     micros = cast(func.extract("epoch", Score.recorded_at) * literal_column("1000000"), BigInteger)
-    local_day = cast(func.timezone(visible.c.timezone, Score.recorded_at), Date) - _DAY_ZERO
+    local_day = cast(func.timezone(visible.c.timezone, Score.recorded_at), Date) - DAY_ZERO
     scores = (
         select(_ordered(micros, *by_time).label("micros"), _ordered(local_day, *by_time).label("days"),
                _ordered(Score.total, *by_time).label("totals"))

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import outcomes, pagination
 from api.audit import service as audit
 from api.authz import bound_caller, caller_parameters, visible_patients
-from api.charts.queries import chart_plan, chart_plan_id
+from api.charts.queries import DAY_ZERO, chart_plan, chart_plan_id
 from api.instruments.registry import GAD7, INSTRUMENTS
 from api.patients.service import PATIENT_ORDER, named_like
 from api.schedules.queries import last_scores
@@ -333,8 +333,6 @@ _CODES = tuple(INSTRUMENTS)
 _RECENT = ("instrument", "days", "recent_sum", "recent_n", "prior_sum", "prior_n")
 _RECENT_COLUMNS = tuple(f"recent_{name}" for name in _RECENT)
 _LAST_COLUMNS = tuple((code, f"last_{code}") for code in _CODES)
-# date − this = the day's ordinal in Python's numbering (date.toordinal()).
-_DAY_ZERO = literal_column("DATE '0001-12-31 BC'")
 
 
 def _shown_scores(patient_id: ColumnElement, instrument: ColumnElement, dose: ColumnElement) -> tuple[Any, Any]:
@@ -422,7 +420,7 @@ def _inputs_statement(audited: bool) -> Select:
     baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
     stmt = (
         facts
-        .add_columns(*[(cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - _DAY_ZERO).label(column)
+        .add_columns(*[(cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - DAY_ZERO).label(column)
                        for code, column in _LAST_COLUMNS],
                      func.greatest(*[lasts.c[code] for code in _CODES]).label("last_score_at"),
                      *[recent.c[column] for column in _RECENT_COLUMNS], alerts.c.open_alerts, alerts.c.urgent_alerts,
