@@ -24,7 +24,7 @@ from api.clients.router import token_router
 from api.dashboard.router import router as dashboard_router
 from api.exports.router import router as exports_router
 from api.db import create_engine, is_sqlite, session_factory
-from api.deps import get_session, get_session_factory
+from api.deps import get_session
 from api.compression import ResponseCompression
 from api.errors import FieldError, Problem, install_error_handlers
 from api.health.router import router as health_router
@@ -159,7 +159,8 @@ def _oauth_error(response: dict[str, Any]) -> bool:
 
 
 def _uses_database(dependant: Dependant) -> bool:
-    return any(d.call in (get_session, get_session_factory) or _uses_database(d) for d in dependant.dependencies)
+    """Whether the route opens an ORM session (routes on `api.deps.sessions_of` declare their 503 themselves)."""
+    return any(d.call is get_session or _uses_database(d) for d in dependant.dependencies)
 
 
 def _wrap_outermost(app: FastAPI, middleware: type, **options: Any) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,7 +32,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The app's session factory, for the hot routes whose fast path opens no ORM session at all (opening one costs
+    more than their one statement). A function the route calls with its `request`, not a dependency: each
+    dependency costs FastAPI work on every request, as much as the route's own statement builds (bench/README.md,
+    2026-11-30)."""
     return request.app.state.sessions
 
 
@@ -44,51 +48,53 @@ async def get_now(request: Request) -> dt.datetime:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[dt.datetime, Depends(get_now)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-# For the rare route whose fast path needs no ORM session at all (opening one costs more than its statement).
-SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
-_bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login, /refresh or /enroll")
+class _Authenticated(HTTPBearer):
+    """The caller of a route, from its bearer token: an `HTTPBearer` security scheme (so the OpenAPI document says
+    which routes need a token) that authenticates as well, one dependency where a scheme and a check on it were two:
+    every level of dependencies costs FastAPI measurable work on every request, and these run on all of them.
+    `admits` decides whether an authenticated caller may use the route at all (403 otherwise)."""
 
+    def __init__(self, admits: Callable[[Caller], None] | None = None) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer",
+                         description="Access token from /v1/auth/login, /refresh or /enroll")
+        self.admits = admits
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-async def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
-    if credentials is None:
-        raise Unauthorized("An access token is required")
-    try:
-        caller = decode_access_token(request.app.state.settings, credentials.credentials)
-    except InvalidToken:
-        raise InvalidAccessToken("Invalid or expired access token") from None
-    if await request.app.state.revocations.is_revoked(caller):
-        raise InvalidAccessToken("This access token has been revoked (account deactivated or changed, or the "
-                                 "session ended); sign in again")
-    await request.app.state.rate_limiter.check("user", str(caller.user_id))
-    # Staff of an organization that requires two-factor sign-in, in a session without it: one attribute test here,
-    # the claim set when the token was issued (docs/accounts.md).
-    if not caller.mfa:
-        path = request.scope["path"]
-        if path != "/v1/me" and not path.startswith("/v1/me/"):
-            raise MfaEnrollmentRequired("Your organization requires two-factor sign-in: enrol an authenticator "
-                                        "(POST /v1/me/mfa/totp), confirm it, then refresh or sign in again")
-    return caller
-
-
-# Both dependencies read the token themselves rather than depend on each other: every level of dependencies costs
-# FastAPI measurable work on every request, and these run on all of them.
-async def get_caller(request: Request, credentials: BearerCredentials) -> Caller:
-    """Any valid token, an API client's included: for patient-scoped routes, whose gate is
-    `api.authz.authorize_patient` (it admits a client only as far as the act's `Permission.scopes` say)."""
-    return await _authenticate(request, credentials)
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        if credentials is None:
+            raise Unauthorized("An access token is required")
+        try:
+            caller = decode_access_token(request.app.state.settings, credentials.credentials)
+        except InvalidToken:
+            raise InvalidAccessToken("Invalid or expired access token") from None
+        if await request.app.state.revocations.is_revoked(caller):
+            raise InvalidAccessToken("This access token has been revoked (account deactivated or changed, or the "
+                                     "session ended); sign in again")
+        await request.app.state.rate_limiter.check("user", str(caller.user_id))
+        # Staff of an organization that requires two-factor sign-in, in a session without it: one attribute test
+        # here, the claim set when the token was issued (docs/accounts.md).
+        if not caller.mfa:
+            path = request.scope["path"]
+            if path != "/v1/me" and not path.startswith("/v1/me/"):
+                raise MfaEnrollmentRequired("Your organization requires two-factor sign-in: enrol an authenticator "
+                                            "(POST /v1/me/mfa/totp), confirm it, then refresh or sign in again")
+        if self.admits is not None:
+            self.admits(caller)
+        return caller
 
 
-def require_roles(*roles: Role, scope: Scope | None = None):
+# Any valid token, an API client's included: for patient-scoped routes, whose gate is `api.authz.authorize_patient`
+# (it admits a client only as far as the act's `Permission.scopes` say).
+get_caller = _Authenticated()
+
+
+def require_roles(*roles: Role, scope: Scope | None = None) -> _Authenticated:
     """Users of `roles`; API clients only when the route names the `scope` that admits them (403 without it,
     `insufficient_scope` when the token lacks it)."""
     allowed = frozenset(roles)
 
-    async def check(request: Request, credentials: BearerCredentials) -> Caller:
-        caller = await _authenticate(request, credentials)
+    def admits(caller: Caller) -> None:
         if caller.is_client:
             if scope is None:
                 raise Forbidden("This operation is not available to API clients")
@@ -96,9 +102,8 @@ def require_roles(*roles: Role, scope: Scope | None = None):
                 raise InsufficientScope([scope])
         elif caller.role not in allowed:
             raise Forbidden(f"This operation is not available to the {caller.role.value} role")
-        return caller
 
-    return check
+    return _Authenticated(admits)
 
 
 T = TypeVar("T")

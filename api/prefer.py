@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Response
-from pydantic import BaseModel, Field
+from fastapi import Header, Response
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 MINIMAL = "return=minimal"
 PREFERENCE_APPLIED = "Preference-Applied"
@@ -37,18 +38,24 @@ def prefers_minimal(prefer: str | None) -> bool:
     return False
 
 
-# async although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread, a hop that cost the
-# phone's score post a quarter of its throughput (bench/README.md, 2026-11-29).
-async def _minimal_preferred(
-    prefer: Annotated[str | None, Header(
-        alias="Prefer", max_length=1024,
-        description="RFC 7240. `return=minimal`: answer the record's id (and status) only, with "
-                    "Preference-Applied: return=minimal")] = None,
-) -> bool:
-    return prefers_minimal(prefer)
+MAX_PREFER_LENGTH = 1024
 
 
-MinimalPreferred = Annotated[bool, Depends(_minimal_preferred)]
+def _minimal_preferred(value: str) -> bool:
+    if len(value) > MAX_PREFER_LENGTH:
+        raise PydanticCustomError("string_too_long", "String should have at most {max_length} characters",
+                                  {"max_length": MAX_PREFER_LENGTH})
+    return prefers_minimal(value)
+
+
+# The header parsed into a bool by its own validator, a route parameter (`minimal: MinimalPreferred = None`: None without the header) rather
+# than a dependency: every dependency costs FastAPI about as much work per request as a header (bench/README.md,
+# 2026-11-30), and this one is on the phone's score post. Documented as what it is, a string.
+_PREFER = ("RFC 7240. `return=minimal`: answer the record's id (and status) only, with Preference-Applied: "
+           "return=minimal")
+MinimalPreferred = Annotated[bool | None, BeforeValidator(_minimal_preferred), WithJsonSchema(
+    {"anyOf": [{"type": "string", "maxLength": MAX_PREFER_LENGTH}, {"type": "null"}], "description": _PREFER}),
+    Header(alias="Prefer", description=_PREFER)]
 
 
 def applied(response: Response) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import BindParameter, Executable, Select, Table, bindparam, select
@@ -34,7 +34,12 @@ def typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select
 
 def row_parameters(prefix: str, table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters `typed_row` named, from a row's column values."""
-    return {f"{prefix}_{column.key}": row[column.key] for column in table.c}
+    return {name: row[key] for name, key in _row_names(prefix, table)}
+
+
+@functools.cache
+def _row_names(prefix: str, table: Table) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{prefix}_{column.key}", column.key) for column in table.c)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class DriverStatement:
     order: tuple[str, ...]
     converters: tuple[Callable[[Any], Any] | None, ...]
     constants: Mapping[str, Any]  # the values of parameters the statement itself holds (literals, LIMIT 1)
+    _plan: tuple[tuple[str, Callable[[Any], Any] | None], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_plan", tuple(zip(self.order, self.converters, strict=True)))
 
     @classmethod
     def compile(cls, statement: Executable, dialect: Dialect) -> DriverStatement:
@@ -60,9 +69,9 @@ class DriverStatement:
         return cls(compiled.string, order, converters, constants)
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
-        values = {**self.constants, **parameters}
-        return [convert(values[name]) if convert else values[name]
-                for name, convert in zip(self.order, self.converters, strict=True)]
+        if self.constants:
+            parameters = {**self.constants, **parameters}
+        return [parameters[name] if convert is None else convert(parameters[name]) for name, convert in self._plan]
 
     async def fetchrow(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> Any:
         """Runs the statement on its own (autocommitted) and answers its one row, or None."""

@@ -27,8 +27,8 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
     responses=problem_responses(401, 403, 409, 422)
 )
 async def create_patient(
-    body: PatientCreate, caller: StaffCaller, session: SessionDep, request: Request, minimal: MinimalPreferred,
-    idempotency_key: IdempotencyKey = None,
+    body: PatientCreate, caller: StaffCaller, session: SessionDep, request: Request,
+    idempotency_key: IdempotencyKey = None, minimal: MinimalPreferred = None,
 ) -> PatientPublic | CreatedMinimal:
     """Register a patient; a creating clinician joins the care team as prescriber."""
 

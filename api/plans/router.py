@@ -38,7 +38,7 @@ _ETAG = {"ETag": {"description": 'The plan\'s revision as a strong entity tag, "
 )
 async def create_plan(
     patient_id: uuid.UUID, body: PlanCreate, caller: CallerDep, session: SessionDep, request: Request,
-    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey = None, minimal: MinimalPreferred = None,
 ) -> PlanPublic | PlanMinimal:
     """A care-team clinician drafts a plan (status draft, revision 1); `Prefer: return=minimal` answers its id and
     status only."""

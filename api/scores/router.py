@@ -1,11 +1,11 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from api import conditional
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
-from api.deps import CallerDep, PatientCaller, SessionDep, SessionFactoryDep, query_parameters
+from api.deps import CallerDep, PatientCaller, SessionDep, query_parameters, sessions_of
 from api.errors import problem_responses
 from api.scores import service
 from api.prefer import CreatedMinimal, MinimalPreferred, applied
@@ -43,12 +43,12 @@ def _answer(score: ScorePublic, created: bool, minimal: bool, response: Response
 
 
 @router.post("/me/scores", response_model=ScorePublic | CreatedMinimal, status_code=status.HTTP_201_CREATED,
-             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
-async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: SessionFactoryDep,
-                          response: Response, minimal: MinimalPreferred) -> ScorePublic | CreatedMinimal:
+             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422, 503)})
+async def create_my_score(body: ScoreCreate, caller: PatientCaller, request: Request, response: Response,
+                          minimal: MinimalPreferred = None) -> ScorePublic | CreatedMinimal:
     """Record a questionnaire the patient answered; the server computes total and severity. `Prefer:
     return=minimal` answers the id only."""
-    score, created = await service.create(sessions, caller, caller.patient_id, body)
+    score, created = await service.create(sessions_of(request), caller, caller.patient_id, body)
     return _answer(score, created, minimal, response)
 
 
@@ -60,7 +60,7 @@ async def create_my_score(body: ScoreCreate, caller: PatientCaller, sessions: Se
                          "bytes (after decompression; other routes: MAX_BODY_BYTES), so that a full batch with the "
                          "longest notes always fits.")
 async def create_my_scores(body: ScoreBatch, caller: PatientCaller, session: SessionDep, response: Response,
-                           minimal: MinimalPreferred, returned: BatchReturn = None) -> BatchAnswer | BatchMinimalAnswer:
+                           minimal: MinimalPreferred = None, returned: BatchReturn = None) -> BatchAnswer | BatchMinimalAnswer:
     """Offline sync (the description above): each entry succeeds or fails alone."""
     results = await service.create_batch(session, caller, body.scores)
     if returned == "minimal" or (returned is None and minimal):
@@ -90,12 +90,11 @@ async def list_my_scores(caller: PatientCaller, session: SessionDep, query: Scor
 
 @router.post("/patients/{patient_id}/scores", response_model=ScorePublic | CreatedMinimal,
              status_code=status.HTTP_201_CREATED,
-             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422)})
-async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller: CallerDep,
-                               sessions: SessionFactoryDep, response: Response,
-                               minimal: MinimalPreferred) -> ScorePublic | CreatedMinimal:
+             responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422, 503)})
+async def create_patient_score(patient_id: uuid.UUID, body: ScoreCreate, caller: CallerDep, request: Request,
+                               response: Response, minimal: MinimalPreferred = None) -> ScorePublic | CreatedMinimal:
     """A patient's own score, or one a care-team clinician enters in clinic (`source` tells which)."""
-    score, created = await service.create(sessions, caller, patient_id, body)
+    score, created = await service.create(sessions_of(request), caller, patient_id, body)
     return _answer(score, created, minimal, response)
 
 

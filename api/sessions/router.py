@@ -39,7 +39,7 @@ _ETAG = {"ETag": {"description": 'The session\'s revision as a strong entity tag
 )
 async def create_session(
     patient_id: uuid.UUID, body: SessionCreate, caller: CallerDep, session: SessionDep, request: Request,
-    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey = None, minimal: MinimalPreferred = None,
 ) -> SessionPublic | SessionMinimal:
     """A care-team clinician records a supervised dosing session (status draft, revision 1, server warnings);
     `Prefer: return=minimal` answers its id and status only."""
@@ -108,7 +108,7 @@ async def sign_session(
 )
 async def add_addendum(
     session_id: uuid.UUID, body: AddendumCreate, caller: CallerDep, session: SessionDep, request: Request,
-    minimal: MinimalPreferred, idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKey = None, minimal: MinimalPreferred = None,
 ) -> AddendumPublic | CreatedMinimal:
     """Append a correction or later observation to a signed session (author and time recorded)."""
 

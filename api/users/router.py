@@ -20,8 +20,8 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
     responses=problem_responses(401, 403, 409, 422)
 )
 async def create_user(
-    body: UserCreate, caller: AdminCaller, session: SessionDep, request: Request, minimal: MinimalPreferred,
-    idempotency_key: IdempotencyKey = None,
+    body: UserCreate, caller: AdminCaller, session: SessionDep, request: Request,
+    idempotency_key: IdempotencyKey = None, minimal: MinimalPreferred = None,
 ) -> UserPublic | CreatedMinimal:
     """Create a clinician or admin in the caller's organization (admins only)."""
 
