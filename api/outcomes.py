@@ -91,6 +91,12 @@ def responds(baseline_total: int, total_sum: int, n: int = 1) -> bool:
     return 2 * total_sum <= baseline_total * n
 
 
+def highest_responding(baseline_total: int) -> int:
+    """The highest single total that `responds` to this baseline (2t ≤ b ⟺ t ≤ ⌊b/2⌋ in integers): a chart compares
+    a year of totals with it instead of calling `responds` for each."""
+    return baseline_total // 2
+
+
 def response(instrument: Instrument, baseline_total: int, latest_total: int) -> bool | None:
     return responds(baseline_total, latest_total) if judged(instrument, baseline_total) else None
 

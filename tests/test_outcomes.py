@@ -120,3 +120,9 @@ def test_trend_agrees_with_exact_means(recent, prior):
     difference = Fraction(sum(recent), len(recent)) - Fraction(sum(prior), len(prior))
     expected = "worsening" if difference >= 4 else "improving" if difference <= -4 else "stable"
     assert outcomes.trend(GAD7, scores, NOW) == expected
+
+
+@given(baseline_total=st.integers(0, 1000), total=st.integers(0, 1000))
+def test_highest_responding_total_is_the_response_rule(baseline_total, total):
+    """The chart finds the first response by comparing totals with this bound: it must agree with `responds`."""
+    assert (total <= outcomes.highest_responding(baseline_total)) is outcomes.responds(baseline_total, total)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -142,9 +143,10 @@ def first_response(scores: Scores, baseline: int, dose: int | None) -> int | Non
     judged at all."""
     if dose is None:
         return None
-    base, totals = scores.totals[baseline], scores.totals
+    highest = outcomes.highest_responding(scores.totals[baseline])
     start = bisect.bisect_left(scores.micros, dose, lo=baseline + 1)
-    return next((index for index in range(start, len(totals)) if outcomes.responds(base, totals[index])), None)
+    return next((index for index, total in enumerate(itertools.islice(scores.totals, start, None), start)
+                 if total <= highest), None)
 
 
 def durability(scores: Scores, baseline: int, first: int, bucket: Bucket) -> Durability:
