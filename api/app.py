@@ -8,7 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from anyio import CapacityLimiter
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -35,7 +35,6 @@ from api.middleware import RequestContextMiddleware
 from api.organizations.router import router as organizations_router
 from api.patients.router import router as patients_router
 from api.plans.router import router as plans_router
-from api.query_guard import refuse_unknown_query_parameters
 from api.ratelimit import RateLimiter
 from api.reports.router import router as reports_router
 from api.dashboard.service import CONCURRENT_PAGES
@@ -95,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         lifespan=lifespan,
-        dependencies=[Depends(refuse_unknown_query_parameters)],
         generate_unique_id_function=operation_id,
         # FastAPI's native OpenTelemetry, for deployments that configure providers; off, it costs no per-request
         # check for them.

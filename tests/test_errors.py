@@ -167,6 +167,18 @@ async def test_unknown_query_parameters_are_422_on_every_route(client, world):
     assert fine.status_code == 200
 
 
+def test_every_route_refuses_unknown_query_parameters():
+    """The check is the routes' class (api/query_guard.py): a router created without it would accept typos."""
+    from fastapi.routing import APIRoute
+
+    from api.app import ROUTERS
+    from api.query_guard import CheckedRoute
+
+    routes = [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
+    assert routes and all(isinstance(route, CheckedRoute) for route in routes), [
+        route.path for route in routes if not isinstance(route, CheckedRoute)]
+
+
 async def test_every_operation_documents_422(client):
     spec = (await client.get("/openapi.json")).json()
     for path, operations in spec["paths"].items():

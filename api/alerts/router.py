@@ -8,9 +8,10 @@ from api.alerts.schemas import Acknowledgement, AlertPage, AlertPublic
 from api.deps import AlertReader, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from api.query_guard import CheckedRoute
 from models.alerts import AlertPriority, AlertStatus
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/alerts", tags=["alerts"])
 
 
 @router.get("", response_model=AlertPage, responses=problem_responses(401, 403, 404, 422))

@@ -10,9 +10,10 @@ from api.deps import AdminCaller, SessionDep
 from api.errors import problem_responses
 from api.types import BoundedInstant
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, SortKey, keyset, page_of
+from api.query_guard import CheckedRoute
 from models.audit import AuditEvent
 
-router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/audit-events", tags=["audit"])
 
 NEWEST_FIRST: list[SortKey] = [(AuditEvent.at, "desc"), (AuditEvent.id, "desc")]
 

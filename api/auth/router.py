@@ -4,8 +4,9 @@ from api.auth import service
 from api.auth.schemas import EnrollRequest, LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
 from api.deps import NowDep, SessionDep, SettingsDep, UserCaller
 from api.errors import problem_responses
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["auth"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["auth"])
 
 
 @router.post("/auth/login", response_model=TokenPair, responses=problem_responses(401, 422, 429))

@@ -9,8 +9,9 @@ from api.charts.schemas import ChartPublic, ChartQuery
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, query_parameters, sessions_of
 from api.errors import problem_responses
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["charts"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["charts"])
 
 ChartQueryDep = Annotated[ChartQuery, Depends(query_parameters(ChartQuery))]
 

@@ -15,8 +15,9 @@ from api.clients.schemas import (
 from api.deps import AdminCaller, SessionDep, SettingsDep
 from api.errors import OAuthErrorBody, problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1/api-clients", tags=["clients"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/api-clients", tags=["clients"])
 
 
 @router.post("", response_model=ApiClientCreated, status_code=status.HTTP_201_CREATED,
@@ -47,7 +48,7 @@ async def revoke_api_client(client_id: uuid.UUID, caller: AdminCaller, session: 
     await service.revoke(session, caller, client_id)
 
 
-token_router = APIRouter(prefix="/v1/auth", tags=["auth"])
+token_router = APIRouter(route_class=CheckedRoute, prefix="/v1/auth", tags=["auth"])
 
 _OAUTH_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthErrorBody"}}}
 _TOKEN_OPENAPI = {

@@ -6,8 +6,9 @@ from api.dashboard import service
 from api.dashboard.schemas import DashboardPage, DashboardQuery
 from api.deps import SessionDep, StaffCaller, query_parameters
 from api.errors import problem_responses
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["dashboard"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["dashboard"])
 
 
 @router.get("/dashboard", response_model=DashboardPage, responses=problem_responses(401, 403, 422))

@@ -8,8 +8,9 @@ from api.deps import CallerDep, ScoreExporter, SessionDep
 from api.errors import problem_responses
 from api.exports import formats, service
 from api.types import BoundedInstant
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["exports"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["exports"])
 
 _PATIENT_EXPORT = {200: {"description": "format=fhir: a FHIR R4 Bundle (collection); format=csv: the patient's scores",
                          "content": {service.FHIR_JSON: {"schema": {"type": "object"}},

@@ -3,8 +3,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.errors import ServiceUnavailable, problem_responses
+from api.query_guard import CheckedRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=CheckedRoute, tags=["health"])
 
 
 class Health(BaseModel):

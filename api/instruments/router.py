@@ -6,8 +6,9 @@ from api.deps import CallerDep
 from api.errors import NotFound, problem_responses
 from api.instruments.registry import INSTRUMENTS
 from api.instruments.schemas import InstrumentList, InstrumentPublic
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1/instruments", tags=["instruments"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/instruments", tags=["instruments"])
 
 # The registry is immutable: build the answers once.
 _PUBLIC = {code: InstrumentPublic.of(instrument) for code, instrument in INSTRUMENTS.items()}

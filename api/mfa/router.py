@@ -4,8 +4,9 @@ from api.deps import NowDep, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
 from api.mfa import service
 from api.mfa.schemas import OtpCode, RecoveryCodes, TotpEnrollment
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1/me/mfa", tags=["mfa"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/me/mfa", tags=["mfa"])
 
 
 @router.post("/totp", response_model=TotpEnrollment, responses=problem_responses(401, 403, 409))

@@ -4,8 +4,9 @@ from api.deps import AdminCaller, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.organizations import service
 from api.organizations.schemas import OrganizationSettings, OrganizationSettingsUpdate
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1/organization", tags=["organization"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/organization", tags=["organization"])
 
 
 @router.get("/settings", response_model=OrganizationSettings, responses=problem_responses(401, 403))

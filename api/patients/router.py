@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from api.query_guard import CheckedRoute
 from api.authz import READ_PATIENT, authorize_patient
 from api.deps import CallerDep, PatientListCaller, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
@@ -19,7 +20,7 @@ from api.patients.schemas import (
     PatientUpdate,
 )
 
-router = APIRouter(prefix="/v1/patients", tags=["patients"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/patients", tags=["patients"])
 
 
 @router.post(

@@ -20,9 +20,10 @@ from api.plans.schemas import (
 )
 from api.prefer import MinimalPreferred
 from api.sync import UpdatedSinceQuery
+from api.query_guard import CheckedRoute
 from models.plans import PlanStatus
 
-router = APIRouter(prefix="/v1", tags=["plans"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["plans"])
 
 IfMatch = Annotated[
     str | None,

@@ -7,8 +7,9 @@ from api.deps import CallerDep, SessionDep, query_parameters
 from api.errors import problem_responses
 from api.reports import service
 from api.reports.schemas import ReportQuery
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["reports"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["reports"])
 
 ReportQueryDep = Annotated[ReportQuery, Depends(query_parameters(ReportQuery))]
 PDF = "application/pdf"

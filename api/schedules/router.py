@@ -8,8 +8,9 @@ from api.deps import CallerDep, PatientCaller, SessionDep
 from api.errors import problem_responses
 from api.schedules import service
 from api.schedules.schemas import SchedulePublic
+from api.query_guard import CheckedRoute
 
-router = APIRouter(prefix="/v1", tags=["schedules"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["schedules"])
 
 
 @router.get("/patients/{patient_id}/schedule", response_model=SchedulePublic,

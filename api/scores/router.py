@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from api.query_guard import CheckedRoute
 from api import conditional
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, SessionDep, query_parameters, sessions_of
@@ -24,7 +25,7 @@ from api.scores.schemas import (
     ScoreQuery,
 )
 
-router = APIRouter(prefix="/v1", tags=["scores"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["scores"])
 # Routes whose body may exceed MAX_BODY_BYTES, applied by api.middleware before routing.
 BODY_LIMITS = {("POST", "/v1/me/scores/batch"): MAX_BATCH_BODY_BYTES}
 

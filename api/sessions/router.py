@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
+from api.query_guard import CheckedRoute
 from api.deps import CallerDep, SessionDep
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
@@ -22,7 +23,7 @@ from api.sessions.schemas import (
 )
 from models.dosing_sessions import SessionStatus
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["sessions"])
 
 IfMatch = Annotated[
     str | None,

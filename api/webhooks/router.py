@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from api.query_guard import CheckedRoute
 from api.deps import SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
@@ -20,7 +21,7 @@ from api.webhooks.schemas import (
 )
 from models.webhooks import DeliveryStatus
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(route_class=CheckedRoute, prefix="/v1/webhooks", tags=["webhooks"])
 
 
 async def get_resolver(request: Request) -> targets.Resolver:
