@@ -84,6 +84,22 @@ async def test_a_row_carries_the_charts_outcomes_and_the_schedule(client, world)
     assert row["last_activity_at"] == chart["latest"]["recorded_at"]
 
 
+async def test_last_activity_counts_every_instrument_when_no_score_is_recent(client, world):
+    """The last activity is the latest score of any instrument, an unscheduled one older than the recent window
+    included; the schedule still counts only what the plan schedules."""
+    await plan_for(client, world, world.patient, start_days_ago=60, every_days=7)
+    await score(client, world.clinician, world.patient, 10, days=50)
+    await score(client, world.clinician, world.patient, 0, days=45, instrument="phq9")  # unscheduled, newer
+    row = row_of(await dashboard(client, world.clinician, sort="name"), world.patient)
+    phq9 = (await client.get(f"/v1/patients/{world.patient.id}/scores", params={"instrument": "phq9"},
+                             headers=world.clinician.headers)).json()["items"][0]
+    assert row["last_activity_at"] == phq9["recorded_at"]
+    schedule = (await client.get(f"/v1/patients/{world.patient.id}/schedule",
+                                 headers=world.clinician.headers)).json()["items"]
+    assert [line["instrument"] for line in schedule] == ["gad7"]
+    assert row["next_assessment_due"] == schedule[0]["next_due_on"] and row["overdue"] is True
+
+
 async def test_each_row_is_its_own_patients_chart_and_schedule(client, world):
     """Two patients with different chart plans (instrument shown, status, first dose): every row agrees with that
     patient's own chart and schedule, whichever statements read it (PostgreSQL reads a page on the driver)."""
