@@ -38,8 +38,11 @@ def half_up(numerator: int, denominator: int = 1, places: int = 1) -> float:
 
 
 def mean(total_sum: int, n: int) -> float:
-    """The mean of `n` totals summing to `total_sum`, rounded half up to one decimal."""
-    return half_up(total_sum, n)
+    """The mean of `n` totals summing to `total_sum`, rounded half up to one decimal: `half_up(total_sum, n)`,
+    written out for sums of totals (never negative), because a chart takes a mean per bucket on every request."""
+    if total_sum < 0:
+        return half_up(total_sum, n)
+    return (20 * total_sum + n) // (2 * n) / 10
 
 
 def epoch_micros(instant: dt.datetime) -> int:

@@ -126,3 +126,8 @@ def test_trend_agrees_with_exact_means(recent, prior):
 def test_highest_responding_total_is_the_response_rule(baseline_total, total):
     """The chart finds the first response by comparing totals with this bound: it must agree with `responds`."""
     assert (total <= outcomes.highest_responding(baseline_total)) is outcomes.responds(baseline_total, total)
+
+
+@given(total_sum=st.integers(-10**6, 10**6), n=st.integers(1, 1000))
+def test_mean_is_the_sum_over_n_rounded_half_up(total_sum, n):
+    assert outcomes.mean(total_sum, n) == outcomes.half_up(total_sum, n)
