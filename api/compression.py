@@ -27,9 +27,9 @@ COMPRESS_LEVEL = 6
 MINIMUM_SIZE = 500  # bytes; smaller answers gain too little to be worth a compressor
 # PDFs compress their own streams already: gzipping the report again costs CPU and saves next to nothing.
 NOT_COMPRESSED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/pdf")
-_GZIP_WINDOW = 16 + zlib.MAX_WBITS
+_GZIP_WINDOW = 16 + zlib.MAX_WBITS  # gzip header and trailer, not raw deflate or zlib
 # Every answer could have been compressed for another client: caches must key on Accept-Encoding.
-_VARY = (b"vary", b"Accept-Encoding")  # gzip header and trailer, not raw deflate or zlib
+_VARY = (b"vary", b"Accept-Encoding")
 
 INVALID_GZIP = "invalid_gzip_body"
 UNSUPPORTED_ENCODING = "unsupported_content_encoding"

@@ -48,9 +48,10 @@ def _minimal_preferred(value: str) -> bool:
     return prefers_minimal(value)
 
 
-# The header parsed into a bool by its own validator, a route parameter (`minimal: MinimalPreferred = None`: None without the header) rather
-# than a dependency: every dependency costs FastAPI about as much work per request as a header (bench/README.md,
-# 2026-11-30), and this one is on the phone's score post. Documented as what it is, a string.
+# The header parsed into a bool by its own validator: a route parameter (`minimal: MinimalPreferred = None`, None
+# without the header) rather than a dependency, because every dependency costs FastAPI about as much work per
+# request as a header (bench/README.md, 2026-11-30), and this one is on the phone's score post. Documented as what
+# it is, a string.
 _PREFER = ("RFC 7240. `return=minimal`: answer the record's id (and status) only, with Preference-Applied: "
            "return=minimal")
 MinimalPreferred = Annotated[bool | None, BeforeValidator(_minimal_preferred), WithJsonSchema(
