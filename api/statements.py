@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, Executable, Select, Table, bindparam, select
@@ -44,16 +44,11 @@ def _row_names(prefix: str, table: Table) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class DriverStatement:
-    """A statement compiled once for the driver: SQL text, parameter order, and each parameter's conversion."""
+    """A statement compiled once for the driver: SQL text, and its parameters in order with each one's conversion."""
 
     sql: str
-    order: tuple[str, ...]
-    converters: tuple[Callable[[Any], Any] | None, ...]
+    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     constants: Mapping[str, Any]  # the values of parameters the statement itself holds (literals, LIMIT 1)
-    _plan: tuple[tuple[str, Callable[[Any], Any] | None], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_plan", tuple(zip(self.order, self.converters, strict=True)))
 
     @classmethod
     def compile(cls, statement: Executable, dialect: Dialect) -> DriverStatement:
@@ -64,14 +59,16 @@ class DriverStatement:
             raise ValueError("a one-statement request cannot hold an expanding IN (…) parameter")
         order = tuple(compiled.positiontup or ())
         # The same conversions SQLAlchemy applies when it executes (UTC for instants, JSON text for JSON columns).
-        converters = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
+        parameters = tuple((name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                           for name in order)
         constants = {name: compiled.binds[name].effective_value for name in order if not compiled.binds[name].required}
-        return cls(compiled.string, order, converters, constants)
+        return cls(compiled.string, parameters, constants)
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         if self.constants:
             parameters = {**self.constants, **parameters}
-        return [parameters[name] if convert is None else convert(parameters[name]) for name, convert in self._plan]
+        return [parameters[name] if convert is None else convert(parameters[name])
+                for name, convert in self.parameters]
 
     async def fetchrow(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> Any:
         """Runs the statement on its own (autocommitted) and answers its one row, or None."""
