@@ -177,3 +177,14 @@ def test_every_minimal_shape_is_declared_next_to_the_full_one():
         ("post", "/v1/patients/{patient_id}/plans"), ("post", "/v1/patients/{patient_id}/sessions"),
         ("post", "/v1/sessions/{session_id}/addenda"), ("post", "/v1/patients"), ("post", "/v1/users"),
     ])
+
+
+async def test_a_prefer_header_over_1024_characters_is_422(client, world):
+    """The header is parsed by its own validator (api/prefer.py), which keeps the documented maxLength."""
+    padded = "return=minimal, " + "x" * (1024 - len("return=minimal, "))
+    accepted = await client.post("/v1/me/scores", json=body(), headers={**world.patient_user.headers, "Prefer": padded})
+    assert accepted.status_code == 201 and accepted.headers["preference-applied"] == "return=minimal"
+    refused = await client.post("/v1/me/scores", json=body(),
+                                headers={**world.patient_user.headers, "Prefer": padded + "x"})
+    [error] = assert_problem(refused, 422)["errors"]
+    assert error["loc"] == ["header", "Prefer"] and error["type"] == "string_too_long"
