@@ -22,18 +22,45 @@ from api.errors import RateLimited
 
 log = logging.getLogger("calmtrack.ratelimit")
 
+# How often the in-process store drops the counters of windows that have ended: only memory is at stake (a count is
+# checked against its window's expiry whenever it is read), and a pass over 20,000 counters takes about 4 ms.
+SWEEP_SECONDS = 5.0
+
+
+class InProcessStorage(MemoryStorage):
+    """limits' `memory://` storage, swept by the requests that count rather than by a timer thread.
+
+    The library starts a `threading.Timer` for a pass over every counter whenever the previous one has run, that
+    is on nearly every hit more than 10 ms after the last pass: the request waits for the thread to start (about
+    400 µs), and with 10,000 callers each pass costs about 4 ms of the process's time, up to a hundred times a
+    second (bench/README.md, 2026-11-30). Here the pass runs in a counting call, at most once per SWEEP_SECONDS.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one the library's constructor starts
+        self.swept_at = time.monotonic()
+
+    # The library's hook, called on every count (a name-mangled private method: limits is pinned in the lock file,
+    # and tests/test_rate_limits.py fails if this stops being the hook).
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now - self.swept_at >= SWEEP_SECONDS:
+            self.swept_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
 
 class RateLimiter:
     def __init__(self, limit: str, storage_url: str) -> None:
         self.item: RateLimitItem = parse(limit)
         # memory://: the library's synchronous limiter. Its counters are a dict in this process, so a hit never
-        # waits on anything, and its storage expires old keys from a timer thread (one pass per 10 ms at most).
-        # The asynchronous memory storage started a pass on nearly every hit, in the request's own time: with
-        # 10,000 callers in the window a hit cost 418 µs instead of 10 µs (bench/README.md, 2026-11-30).
+        # waits on anything; old keys are swept as InProcessStorage says. The asynchronous memory storage started a
+        # pass over every key on nearly every hit, in the request's own time: with 10,000 callers in the window a
+        # hit cost 418 µs instead of 10 µs (bench/README.md, 2026-11-30).
         self.local: local.SlidingWindowCounterRateLimiter | None = None
         self.shared: SlidingWindowCounterRateLimiter | None = None
         if storage_url == "memory://":
-            self.local = local.SlidingWindowCounterRateLimiter(MemoryStorage())
+            self.local = local.SlidingWindowCounterRateLimiter(InProcessStorage())
         elif storage_url.startswith(("redis://", "rediss://")):
             self.shared = SlidingWindowCounterRateLimiter(  # redis-py, already a dependency
                 storage_from_string("async+" + storage_url, implementation="redispy"))

@@ -1,12 +1,15 @@
 """Per-caller rate limits: 429 with Retry-After past the limit, counted per caller, shared through Redis."""
 
 import os
+import threading
+import time
 
 import httpx
 import pytest
 from pydantic import ValidationError
 
 from api.app import create_app, release
+from api.ratelimit import SWEEP_SECONDS, InProcessStorage
 from api.settings import Settings
 from tests.conftest import make_settings
 
@@ -71,3 +74,19 @@ async def test_an_unreachable_store_lets_requests_through(database_url, world):
     async with await _client(app) as client:
         assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 200
     await release(app)
+
+
+def test_the_in_process_store_sweeps_ended_windows_without_a_thread():
+    storage = InProcessStorage()
+    threads = set(threading.enumerate())
+    storage.incr("ended", expiry=0.05)
+    time.sleep(0.06)
+    storage.incr("current", expiry=60)
+    assert "ended" in storage.expirations  # not swept yet: at most once per SWEEP_SECONDS
+    assert storage.get("ended") == 0  # a count past its expiry reads as none, swept or not
+    storage.swept_at -= SWEEP_SECONDS
+    storage.incr("current", expiry=60)
+    assert "ended" not in storage.expirations and "ended" not in storage.storage
+    assert storage.get("current") == 2
+    # The library's own store starts a timer thread here; this one never does.
+    assert not storage.timer.is_alive() and set(threading.enumerate()) <= threads
