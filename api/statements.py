@@ -11,17 +11,23 @@ same statement, so it is durable when the answer is sent.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Executable, Select, Table, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Executable, Select, Table, bindparam, literal_column, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.selectable import CTE
 
 from api.db import database_unavailable
+
+
+def one_of(column: ColumnElement, values: Collection[str]) -> ColumnElement[bool]:
+    """`column IN ('a', 'b')` with the values written into the statement (code's constants only, never a request's):
+    an expanding IN parameter would be rendered per execution, which this path does not do."""
+    return column.in_([literal_column(f"'{value}'") for value in values])
 
 
 def typed_row(table: Table, prefix: str, source: CTE) -> tuple[list[str], Select]:

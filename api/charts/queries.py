@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.authz import bound_caller, caller_parameters, visible_patients
 from api.security.tokens import Caller
-from api.statements import DriverStatement, row_parameters, typed_row
+from api.statements import DriverStatement, one_of, row_parameters, typed_row
 from models.audit import AuditEvent
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -55,12 +55,6 @@ _LIVE_TOTALS = (
 CHART_PLAN_STATUSES = (PlanStatus.active, PlanStatus.paused, PlanStatus.completed, PlanStatus.discontinued)
 
 
-def _one_of(column: ColumnElement, values: Collection[str]) -> ColumnElement[bool]:
-    """`column IN ('a', 'b')` with the values written into the statement: an expanding IN parameter would be
-    rendered per execution, which the one-statement path (api/statements.py) does not do."""
-    return column.in_([literal_column(f"'{value}'") for value in values])
-
-
 def chart_plan(patient_id: ColumnElement | uuid.UUID, plans: FromClause | None = None) -> Select:
     """The patient's chart plan as `SELECT * FROM plans … ORDER BY … LIMIT 1`, on the plan table or an alias of it.
     Whatever `patient_id` comes from is correlated at any depth: left to auto-correlation, a table two levels up
@@ -70,7 +64,7 @@ def chart_plan(patient_id: ColumnElement | uuid.UUID, plans: FromClause | None =
     plans = TreatmentPlan.__table__ if plans is None else plans
     return (
         select(plans)
-        .where(plans.c.patient_id == patient_id, _one_of(plans.c.status, CHART_PLAN_STATUSES))
+        .where(plans.c.patient_id == patient_id, one_of(plans.c.status, CHART_PLAN_STATUSES))
         .order_by(case((plans.c.status == PlanStatus.active, 0), else_=1), plans.c.start_date.desc(),
                   plans.c.created_at.desc(), plans.c.id.desc())
         .limit(1)
@@ -167,7 +161,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
         select(*[_ordered(column, *in_order).label(f"session_{column.key}") for column in (
             DosingSession.id, DosingSession.started_at, DosingSession.dose_mg, DosingSession.route,
             DosingSession.plan_id)])
-        .where(DosingSession.patient_id == visible.c.id, _one_of(DosingSession.status, statuses))
+        .where(DosingSession.patient_id == visible.c.id, one_of(DosingSession.status, statuses))
         .lateral("sessions")
     )
     by_time = (Score.recorded_at, Score.id)
