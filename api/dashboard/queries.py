@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ARRAY, ColumnElement, Date, DateTime, FromClause, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast,
     false, func, literal_column, or_, select, true, tuple_, union_all)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -333,6 +334,9 @@ _CODES = tuple(INSTRUMENTS)
 _RECENT = ("instrument", "days", "recent_sum", "recent_n", "prior_sum", "prior_n")
 _RECENT_COLUMNS = tuple(f"recent_{name}" for name in _RECENT)
 _LAST_COLUMNS = tuple((code, f"last_{code}") for code in _CODES)
+_INPUT_COLUMNS = ("patient_id", *PlanFacts._fields, "last_days", "last_score_at", *_RECENT_COLUMNS, "open_alerts",
+                  "urgent_alerts", "shown_instrument", "shown_dose", "baseline_total", "latest_recorded_at",
+                  "latest_total", "latest_severity")
 
 
 def _shown_scores(patient_id: ColumnElement, instrument: ColumnElement, dose: ColumnElement) -> tuple[Any, Any]:
@@ -421,10 +425,12 @@ def _inputs_statement(audited: bool) -> Select:
                    func.coalesce(first_session_at, end_of_start).label("dose")
                    ).correlate(Patient, plan, first_session_at.table).lateral("shown")
     baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
+    # The local day of each instrument's last score, as days since DAY_ZERO, in _CODES order.
+    last_days = postgresql.array([cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - DAY_ZERO
+                                  for code in _CODES])
     stmt = (
         facts
-        .add_columns(*[(cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - DAY_ZERO).label(column)
-                       for code, column in _LAST_COLUMNS],
+        .add_columns(last_days.label("last_days"),
                      func.greatest(*[lasts.c[code] for code in _CODES]).label("last_score_at"),
                      *[recent.c[column] for column in _RECENT_COLUMNS], alerts.c.open_alerts, alerts.c.urgent_alerts,
                      shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
@@ -436,6 +442,8 @@ def _inputs_statement(audited: bool) -> Select:
         .outerjoin(latest, true())
         .outerjoin(baseline, true())
     )
+    # `_driver_inputs` unpacks each row by position.
+    assert tuple(stmt.selected_columns.keys()) == _INPUT_COLUMNS, tuple(stmt.selected_columns.keys())
     # PostgreSQL runs a data-modifying WITH to completion whether or not the query reads it.
     return stmt.add_cte(audit.patient_reads().cte("audited")) if audited else stmt
 
@@ -458,23 +466,24 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
         "origin": origin, **audited})
     found = Inputs({}, {}, {}, {}, {}, {})
     first_day = origin.toordinal()
-    for row in rows:
-        pid = row["patient_id"]
-        if row["last_score_at"] is not None:
-            found.last_score_at[pid] = row["last_score_at"]
-        found.plans[pid] = PlanFacts(row["plan_id"], row["status"], row["start_date"], row["assessments"],
-                                     row["first_session_at"], row["last_session_at"])
-        for code, column in _LAST_COLUMNS:
-            last = row[column]
-            if last is not None:
-                found.last[(pid, code)] = dt.date.fromordinal(last)
-        for code, days, *sums in zip(*(row[column] or () for column in _RECENT_COLUMNS), strict=True):
-            found.recent[(pid, code)] = Recent(LocalDays(first_day, days), *sums)
-        if row["open_alerts"]:
-            found.alerts[pid] = (row["open_alerts"], row["urgent_alerts"])
-        picked = _picked(row)
-        if picked is not None:
-            found.picks[(pid, row["shown_instrument"], row["shown_dose"])] = picked
+    for (pid, plan_id, status, start_date, assessments, first_session_at, last_session_at, last_days, last_score_at,
+         instruments, days, recent_sums, recent_ns, prior_sums, prior_ns, open_alerts, urgent_alerts,
+         shown_instrument, shown_dose, baseline_total, latest_at, latest_total, latest_severity) in rows:
+        found.plans[pid] = PlanFacts(plan_id, status, start_date, assessments, first_session_at, last_session_at)
+        if last_score_at is not None:
+            found.last_score_at[pid] = last_score_at
+            for code, last in zip(_CODES, last_days, strict=True):
+                if last is not None:
+                    found.last[(pid, code)] = dt.date.fromordinal(last)
+        if instruments:
+            for code, bits, *sums in zip(instruments, days, recent_sums, recent_ns, prior_sums, prior_ns,
+                                         strict=True):
+                found.recent[(pid, code)] = Recent(LocalDays(first_day, bits), *sums)
+        if open_alerts:
+            found.alerts[pid] = (open_alerts, urgent_alerts)
+        if latest_at is not None:
+            found.picks[(pid, shown_instrument, shown_dose)] = Picks(
+                baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
     return found
 
 

@@ -7,7 +7,6 @@ into days in the patient's zone before calling these, so a score at 23:30 in Auc
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -15,6 +14,7 @@ from api.outcomes import half_up
 
 # Adherence looks back over the last 28 local days, today included.
 ADHERENCE_WINDOW_DAYS = 28
+_WINDOW_BEFORE_TODAY = dt.timedelta(days=ADHERENCE_WINDOW_DAYS - 1)
 
 
 def next_due_on(start_date: dt.date, every_days: int, last_day: dt.date | None) -> dt.date:
@@ -32,7 +32,7 @@ def overdue_days(due_on: dt.date, today: dt.date) -> int:
 
 def adherence_window(start_date: dt.date, today: dt.date) -> tuple[dt.date, dt.date] | None:
     """The last 28 local days, or the days since the start when that is shorter; None before the plan starts."""
-    first = max(today - dt.timedelta(days=ADHERENCE_WINDOW_DAYS - 1), start_date)
+    first = max(today - _WINDOW_BEFORE_TODAY, start_date)
     return None if first > today else (first, today)
 
 
@@ -43,7 +43,7 @@ def adherence(start_date: dt.date, every_days: int, today: dt.date, days_with_sc
     if window is None:
         return None
     first, last = window
-    due_dates = math.ceil(((last - first).days + 1) / every_days)
+    due_dates = -(-((last - first).days + 1) // every_days)  # rounded up, in integers
     completed = days_with_scores.count_between(first, last)
     return half_up(min(completed, due_dates), due_dates, places=2)
 
