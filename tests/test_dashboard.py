@@ -100,6 +100,25 @@ async def test_last_activity_counts_every_instrument_when_no_score_is_recent(cli
     assert row["next_assessment_due"] == schedule[0]["next_due_on"] and row["overdue"] is True
 
 
+async def test_a_scheduled_instrument_last_scored_before_the_recent_window_counts_in_the_schedule(client, world):
+    """PostgreSQL looks up the last score of an instrument only when the row can use it: one the plan schedules
+    (here PHQ-9, last scored 40 days ago) is found however old it is, and the row's schedule is the schedule's."""
+    await score(client, world.clinician, world.patient, 0, days=40, instrument="phq9")  # total 8
+    await score(client, world.clinician, world.patient, 10, days=2)  # gad7, unscheduled: recent
+    plan = await new_plan(client, world, plan_body(start_date=local_day(60), goals=[], assessments=[
+        {"instrument": "phq9", "every_days": 14}]))
+    assert (await set_status(client, world.clinician, plan["id"], "active")).status_code == 200
+    row = row_of(await dashboard(client, world.clinician, sort="name"), world.patient)
+    [line] = (await client.get(f"/v1/patients/{world.patient.id}/schedule",
+                               headers=world.clinician.headers)).json()["items"]
+    assert line["instrument"] == "phq9" and line["last_completed_at"] is not None
+    assert row["next_assessment_due"] == line["next_due_on"] and line["overdue_days"] > 20
+    assert row["overdue"] is True and row["instrument"] == "phq9" and row["latest"]["total"] == 8
+    gad7 = (await client.get(f"/v1/patients/{world.patient.id}/scores", params={"instrument": "gad7"},
+                             headers=world.clinician.headers)).json()["items"][0]
+    assert row["last_activity_at"] == gad7["recorded_at"]
+
+
 async def test_each_row_is_its_own_patients_chart_and_schedule(client, world):
     """Two patients with different chart plans (instrument shown, status, first dose): every row agrees with that
     patient's own chart and schedule, whichever statements read it (PostgreSQL reads a page on the driver)."""

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY, ColumnElement, Date, DateTime, FromClause, Integer, Row, Select, String, Uuid, and_, bindparam, case, cast,
-    false, func, literal_column, or_, select, true, tuple_, union_all)
+    Text, false, func, literal_column, or_, select, true, tuple_, union_all)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -153,7 +153,9 @@ class Inputs:
     """What a page is computed from, for every patient asked about."""
 
     plans: dict[uuid.UUID, PlanFacts]
-    last: dict[tuple[uuid.UUID, str], dt.date]  # the local day of each instrument's last live score; absent: none
+    # The local day of each instrument's last live score; absent: none. On PostgreSQL only of the instruments a row
+    # can use: those with a recent score, gad7 and the ones its chart plan schedules.
+    last: dict[tuple[uuid.UUID, str], dt.date]
     last_score_at: dict[uuid.UUID, dt.datetime]  # the instant of the last live score of any instrument
     recent: dict[tuple[uuid.UUID, str], Recent]  # absent: no live score since RECENT ago
     alerts: dict[uuid.UUID, tuple[int, int]]  # (open, urgent open); absent: none
@@ -370,10 +372,9 @@ def _picked(row: Any) -> Picks | None:
 
 @functools.cache
 def _inputs_statement(audited: bool) -> Select:
-    def last(code: str) -> Any:
+    def last(*instrument: ColumnElement[bool]) -> Any:
         return (select(func.max(Score.recorded_at))
-                .where(Score.patient_id == Patient.id, Score.instrument == literal_column(f"'{code}'"),
-                       Score.deleted_at.is_(None))
+                .where(Score.patient_id == Patient.id, *instrument, Score.deleted_at.is_(None))
                 .correlate_except(Score)  # the patient is two levels up (see api.charts.queries.chart_plan)
                 .scalar_subquery())
 
@@ -408,15 +409,24 @@ def _inputs_statement(audited: bool) -> Select:
                       for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)],
                     *[func.max(by_instrument.c.last).filter(by_instrument.c.instrument == code).label(column)
                       for code, column in _LAST_COLUMNS]).lateral("recent")
-    # Each instrument's last score is its last recent one when it has any (every recent score is after `since`);
-    # COALESCE evaluates the index probe only when it has none. Read as the local day the schedule needs, and
-    # their latest as the patient's last score: one instant to decode instead of one per instrument.
-    # (OFFSET 0 keeps PostgreSQL from pulling the subquery up into its two uses, which probed twice.)
-    lasts = select(*[func.coalesce(recent.c[column], last(code)).label(code) for code, column in _LAST_COLUMNS]
-                   ).correlate(Patient, recent).offset(0).lateral("lasts")
     alerts = _open_alert_counts(Patient.id)
     facts, plan, first_session_at = _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))),
                                                 lateral=True)
+    # Each instrument's last score is its last recent one when it has any (every recent score is after `since`);
+    # COALESCE evaluates the index probe only when it has none, and only for an instrument the row can use
+    # (`Inputs.last`): gad7, the row's instrument without a plan, and those the plan schedules. A scheduled code
+    # is a quoted string in the plan's `assessments` text, whose only strings are codes: a LIKE, not a JSON parse.
+    # Read as the local day the schedule needs. (OFFSET 0 keeps PostgreSQL from pulling the subquery up into its
+    # uses, which probed twice.)
+    def last_of(code: str) -> Any:
+        probe = last(Score.instrument == literal_column(f"'{code}'"))
+        if code != GAD7.code:
+            probe = case((cast(plan.c.assessments, Text).like(f'%"{code}"%'), probe))
+        return func.coalesce(recent.c[f"last_{code}"], probe).label(code)
+
+    lasts = select(*[last_of(code) for code in _CODES]).correlate(Patient, recent, plan).offset(0).lateral("lasts")
+    # The patient's last score of any instrument: the latest recent one, else one probe of all their live scores.
+    last_score_at = func.coalesce(func.greatest(*[recent.c[column] for _, column in _LAST_COLUMNS]), last())
     # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
     # the plan's first scheduled instrument, else gad7; its first signed session, else the end of its start date.
     end_of_start = func.timezone(Patient.timezone, cast(plan.c.start_date + 1, DateTime()),
@@ -431,7 +441,7 @@ def _inputs_statement(audited: bool) -> Select:
     stmt = (
         facts
         .add_columns(last_days.label("last_days"),
-                     func.greatest(*[lasts.c[code] for code in _CODES]).label("last_score_at"),
+                     last_score_at.label("last_score_at"),
                      *[recent.c[column] for column in _RECENT_COLUMNS], alerts.c.open_alerts, alerts.c.urgent_alerts,
                      shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
                      *_shown_columns(baseline, latest))
