@@ -143,6 +143,9 @@ def _offset(instant: str) -> str:
 # the chart) takes the first, PostgreSQL's AT TIME ZONE the second, and a score between the two would be the
 # baseline here but not for the rule. When the offset fell within the three hours before PostgreSQL's midnight (every
 # clock change is shorter), the score is left to the ordinary path, which applies the rule itself.
+#
+# OFFSET 0 keeps `first` a subquery of its own: pulled up into its uses, PostgreSQL looked the first signed session
+# up twice per score (statement execution 0.263 -> 0.217 ms, best of 60).
 _CANNOT_WORSEN = f"""NOT EXISTS (
   SELECT 1
   FROM patient AS p
@@ -155,7 +158,8 @@ _CANNOT_WORSEN = f"""NOT EXISTS (
     SELECT (SELECT min(ds.started_at) FROM dosing_session AS ds
             WHERE ds.patient_id = p.id AND ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}')
              AS session_at,
-           (plan.start_date + 1)::timestamp AT TIME ZONE p.timezone AS midnight) AS first
+           (plan.start_date + 1)::timestamp AT TIME ZONE p.timezone AS midnight
+    OFFSET 0) AS first
   CROSS JOIN LATERAL (
     SELECT coalesce(first.session_at, first.midnight) AS at,
            first.session_at IS NULL
