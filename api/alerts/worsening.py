@@ -145,7 +145,7 @@ def _offset(instant: str) -> str:
 # clock change is shorter), the score is left to the ordinary path, which applies the rule itself.
 #
 # OFFSET 0 keeps `first` a subquery of its own: pulled up into its uses, PostgreSQL looked the first signed session
-# up twice per score (statement execution 0.263 -> 0.217 ms, best of 60).
+# up twice per score (statement execution 0.319 -> 0.270 ms, best of 80, bench/README.md).
 _CANNOT_WORSEN = f"""NOT EXISTS (
   SELECT 1
   FROM patient AS p

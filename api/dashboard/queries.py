@@ -364,10 +364,10 @@ def _shown_columns(baseline: Any, latest: Any) -> list[ColumnElement]:
             latest.c.total.label("latest_total"), latest.c.severity.label("latest_severity")]
 
 
-def _picked(row: Any) -> Picks | None:
-    at = row["latest_recorded_at"]
-    return None if at is None else Picks(row["baseline_total"],
-                                         ScoreValue(at, row["latest_total"], row["latest_severity"]))
+def _picked(baseline_total: int | None, latest_at: dt.datetime | None, latest_total: int | None,
+            latest_severity: str | None) -> Picks | None:
+    """The picks from `_shown_columns`' values, in their order; None without a latest score."""
+    return None if latest_at is None else Picks(baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
 
 
 @functools.cache
@@ -418,13 +418,14 @@ def _inputs_statement(audited: bool) -> Select:
     # is a quoted string in the plan's `assessments` text, whose only strings are codes: a LIKE, not a JSON parse.
     # Read as the local day the schedule needs. (OFFSET 0 keeps PostgreSQL from pulling the subquery up into its
     # uses, which probed twice.)
-    def last_of(code: str) -> Any:
+    def last_of(code: str, recent_column: str) -> Any:
         probe = last(Score.instrument == literal_column(f"'{code}'"))
         if code != GAD7.code:
             probe = case((cast(plan.c.assessments, Text).like(f'%"{code}"%'), probe))
-        return func.coalesce(recent.c[f"last_{code}"], probe).label(code)
+        return func.coalesce(recent.c[recent_column], probe).label(code)
 
-    lasts = select(*[last_of(code) for code in _CODES]).correlate(Patient, recent, plan).offset(0).lateral("lasts")
+    lasts = select(*[last_of(code, column) for code, column in _LAST_COLUMNS]
+                   ).correlate(Patient, recent, plan).offset(0).lateral("lasts")
     # The patient's last score of any instrument: the latest recent one, else one probe of all their live scores.
     last_score_at = func.coalesce(func.greatest(*[recent.c[column] for _, column in _LAST_COLUMNS]), last())
     # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
@@ -491,9 +492,9 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
                 found.recent[(pid, code)] = Recent(LocalDays(first_day, bits), *sums)
         if open_alerts:
             found.alerts[pid] = (open_alerts, urgent_alerts)
-        if latest_at is not None:
-            found.picks[(pid, shown_instrument, shown_dose)] = Picks(
-                baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
+        picked = _picked(baseline_total, latest_at, latest_total, latest_severity)
+        if picked is not None:
+            found.picks[(pid, shown_instrument, shown_dose)] = picked
     return found
 
 
@@ -522,4 +523,4 @@ async def _driver_picks(engine: AsyncEngine, wanted: Sequence[Wanted]) -> dict[u
     pids, codes, doses = (list(column) for column in zip(*wanted, strict=True))
     rows = await _picks_driver(engine.dialect).fetch(
         engine, {"patient_ids": pids, "instruments": codes, "doses": doses})
-    return {row["patient_id"]: _picked(row) for row in rows}  # type: ignore[misc]
+    return {row[0]: _picked(*row[1:]) for row in rows}  # type: ignore[misc]
