@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, update
 
+from api.charts import queries as chart_queries
 from api.charts import service as charts
 from api.instruments.registry import INSTRUMENTS
 from models import AuditEvent, Patient, Score
@@ -593,6 +594,33 @@ def test_grouping_runs_by_bisection_is_grouping_score_by_score(days, bucket, sta
     walk = charts.grouped(charts.Scores(days, totals, days, ascending=False), bucket, start, first, last)
     assert {key: (index, list(group)) for key, (index, group) in runs.items()} == walk
     assert list(runs) == list(walk)  # the same buckets in the same order
+
+
+@pytest.mark.parametrize("instants", [
+    ("2026-03-05T10:00:00.000001Z", "2026-03-05T10:00:00.999999Z"),
+    ("1970-01-01T00:00:00.000001Z", "1999-12-31T23:59:59.999999Z"),
+    ("2061-07-28T03:14:15.926535Z", "2099-12-31T23:59:59.999999Z"),
+])
+async def test_instants_keep_their_microseconds(client, world, app, instants):
+    """PostgreSQL sends the chart its instants as integers (a float8 epoch, rounded): every microsecond survives, as
+    on the ORM path."""
+    first, last = instants
+    await add_scores(app, world, [(first, 4), (last, 9)])
+    for caller in (world.clinician, world.clients["client_scores_read"]):  # one statement, then the ORM path
+        answer = (await chart(client, caller, world.patient.id)).json()
+        assert (answer["baseline"]["recorded_at"], answer["latest"]["recorded_at"]) == instants
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-10**15, 10**16), st.integers(1, 10**6), st.integers(0, 27)),
+                     max_size=40))
+def test_scores_out_of_time_order_are_put_back_stably(rows):
+    """The one statement relies on PostgreSQL aggregating the index's order; were it not kept, the read sorts the
+    three arrays together by instant, keeping the order of equal instants."""
+    micros, days, totals = (list(column) for column in zip(*rows)) if rows else ([], [], [])
+    expected = sorted(rows, key=lambda row: row[0])
+    assert chart_queries.in_time_order(micros, days, totals) == (
+        [row[0] for row in expected], [row[1] for row in expected], [row[2] for row in expected])
 
 
 async def test_a_fall_back_across_midnight_puts_each_score_in_its_local_day(client, app, world):

@@ -164,16 +164,25 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
         .where(DosingSession.patient_id == visible.c.id, one_of(DosingSession.status, statuses))
         .lateral("sessions")
     )
-    by_time = (Score.recorded_at, Score.id)
-    micros = cast(func.extract("epoch", Score.recorded_at) * literal_column("1000000"), BigInteger)
+    # The scores in time order come from the index (ix_score_live_patient_instrument ends with recorded_at, id):
+    # aggregated from that ordered subquery, the three arrays cost one scan and no sort, where an ORDER BY in each
+    # array_agg sorted the year three times. PostgreSQL plans a subquery with an ORDER BY on its own and aggregates
+    # its rows as they come, but documents that order only as "usually" kept: `read_in_one_statement` checks it.
+    # date_part's float8 epoch is exact to the microsecond for centuries around now (rounded by the cast), where
+    # EXTRACT's numeric costs a fifth of the statement.
+    micros = cast(func.date_part(literal_column("'epoch'"), Score.recorded_at) * literal_column("1000000"),
+                  BigInteger)
     local_day = cast(func.timezone(visible.c.timezone, Score.recorded_at), Date) - DAY_ZERO
-    scores = (
-        select(_ordered(micros, *by_time).label("micros"), _ordered(local_day, *by_time).label("days"),
-               _ordered(Score.total, *by_time).label("totals"))
+    in_order = (
+        select(micros.label("micros"), local_day.label("day"), Score.total)
         .where(Score.patient_id == visible.c.id, Score.instrument == bindparam("instrument"),
                Score.deleted_at.is_(None))
-        .lateral("scores")
+        .order_by(Score.recorded_at, Score.id)
+        .correlate_except(Score)  # `visible` is two levels up
+        .subquery("in_order")
     )
+    scores = select(func.array_agg(in_order.c.micros).label("micros"), func.array_agg(in_order.c.day).label("days"),
+                    func.array_agg(in_order.c.total).label("totals")).lateral("scores")
     return (
         select(visible.c.timezone, chart_plan.c.id.label("plan_id"), chart_plan.c.start_date, sessions, scores)
         .select_from(visible)
@@ -205,4 +214,14 @@ async def read_in_one_statement(
         *(found[f"session_{name}"] or () for name in ("id", "started_at", "dose_mg", "route", "plan_id")),
         strict=True)]
     plan = None if found["plan_id"] is None else (found["plan_id"], found["start_date"])
-    return ChartRead(found["timezone"], plan, signed, found["micros"] or [], found["days"] or [], found["totals"] or [])
+    return ChartRead(found["timezone"], plan, signed, *in_time_order(
+        found["micros"] or [], found["days"] or [], found["totals"] or []))
+
+
+def in_time_order(micros: list[int], days: list[int], totals: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """The scores' three arrays ordered by instant, as they come from the index (one linear pass in C checks it); a
+    stable sort if PostgreSQL ever aggregated them in another order (see `_one_statement`)."""
+    if micros == sorted(micros):
+        return micros, days, totals
+    order = sorted(range(len(micros)), key=micros.__getitem__)
+    return [micros[i] for i in order], [days[i] for i in order], [totals[i] for i in order]
