@@ -90,6 +90,10 @@ class SessionAddendum(SQLModel, table=True):
 Index("ix_dosing_session_patient_started", DosingSession.patient_id, DosingSession.started_at, DosingSession.id)
 # Delta sync: a patient's sessions in order of change (updated_since); an addendum stamps its session's updated_at.
 Index("ix_dosing_session_patient_updated", DosingSession.patient_id, DosingSession.updated_at, DosingSession.id)
+# The first signed session of a plan (the first dose, from which charts, the dashboard and the worsening alert
+# count): one probe of this index alone, where the patient's index had every session's row read and filtered.
+Index("ix_dosing_session_signed_plan_started", DosingSession.patient_id, DosingSession.plan_id,
+      DosingSession.started_at, postgresql_where=text("status = 'signed'"), sqlite_where=text("status = 'signed'"))
 # Flagged sessions, for raising clinician alerts from warnings and severe adverse events.
 Index("ix_dosing_session_flagged", DosingSession.patient_id, DosingSession.started_at,
       postgresql_where=text("has_warnings"), sqlite_where=text("has_warnings"))

@@ -36,8 +36,11 @@ class Score(SQLModel, table=True):
     deleted_at: dt.datetime | None = instant_field(default=None)
 
 
-# Lists walk one patient's scores newest-recorded first; delta sync walks them by change time.
-Index("ix_score_patient_recorded", Score.patient_id, Score.recorded_at, Score.id)
+# Lists walk one patient's scores newest-recorded first; delta sync walks them by change time. On PostgreSQL the
+# first also carries what the dashboard's recent window reads (every instrument's scores of the last four weeks, in
+# one range of this index alone, where the instrument index needs a descent per registered instrument).
+Index("ix_score_patient_recorded", Score.patient_id, Score.recorded_at, Score.id,
+      postgresql_include=["instrument", "total", "deleted_at"])
 Index("ix_score_patient_updated", Score.patient_id, Score.updated_at, Score.id)
 # The organization-wide bulk export walks every score by change time (api.exports).
 Index("ix_score_updated", Score.updated_at, Score.id)

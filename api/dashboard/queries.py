@@ -36,7 +36,7 @@ from api.patients.service import PATIENT_ORDER, named_like
 from api.schedules.queries import last_scores
 from api.schedules.rules import NO_DAYS, LocalDays
 from api.security.tokens import Caller
-from api.statements import DriverStatement, one_of
+from api.statements import DriverStatement
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -378,10 +378,9 @@ def _inputs_statement(audited: bool) -> Select:
                 .correlate_except(Score)  # the patient is two levels up (see api.charts.queries.chart_plan)
                 .scalar_subquery())
 
-    # One pass over the patient's recent index entries (ix_score_live_patient_instrument: in instrument order, so
-    # grouping needs no sort), one row per instrument, folded into arrays. A day is a bit: its local date in the
-    # patient's zone minus `origin` (a month before today), so a page's days are a few integers to decode rather
-    # than a date per score. Scores after `until` cannot fall on a day up to today in any zone, and are left out of
+    # One pass over the patient's recent index entries, one row per instrument, folded into arrays. A day is a bit:
+    # its local date in the patient's zone minus `origin` (a month before today), so a page's days are a few
+    # integers to decode rather than a date per score. Scores after `until` cannot fall on a day up to today in any zone, and are left out of
     # the days so that every bit fits in a bigint.
     now, start, split, since, until = (bindparam(name, type_=DateTime(timezone=True))
                                        for name in ("now", "start", "split", "since", "until"))
@@ -397,10 +396,10 @@ def _inputs_statement(audited: bool) -> Select:
                func.coalesce(func.sum(Score.total).filter(in_prior), 0).label("prior_sum"),
                func.count().filter(in_prior).label("prior_n"),
                func.max(at).label("last"))
-        # Naming the instruments makes `since` a bound of the index scan under each one: without them PostgreSQL
-        # (before 18's skip scan) reads every live score of the patient and filters them by date, 365 for a year.
-        .where(Score.patient_id == Patient.id, one_of(Score.instrument, _CODES), Score.deleted_at.is_(None),
-               at > since)
+        # One range of ix_score_patient_recorded, which carries the instrument, total and deletion: every
+        # instrument's scores since `since`, from the index alone. (The instrument index needs a descent per
+        # instrument, and without naming them reads every live score of the patient, 365 for a year.)
+        .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None), at > since)
         .group_by(Score.instrument)
         .correlate_except(Score)
         .subquery("by_instrument")
