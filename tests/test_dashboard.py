@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from api import outcomes
+from api import outcomes, responses
 from api.dashboard import service
+from api.dashboard.schemas import DashboardPage, DashboardRow, LatestScore
 from api.instruments.registry import INSTRUMENTS
 from models import CareTeamMember, CareTeamRole, Score
 from tests.conftest import ON_POSTGRES
@@ -60,6 +61,42 @@ async def dashboard(client, actor, **params) -> dict:
 def row_of(page: dict, patient) -> dict:
     [row] = [row for row in page["items"] if row["patient_id"] == str(patient.id)]
     return row
+
+
+async def test_the_page_is_written_as_its_declared_model_serialises(client, world):
+    """The page is written from the computed rows (api/responses.py), not through its model: its bytes must be the
+    model's own serialisation, with rows with and without plans, scores, sessions and alerts."""
+    await score(client, world.clinician, world.patient, 16, days=25.123456)
+    await plan_for(client, world, world.patient, start_days_ago=20)
+    await score(client, world.clinician, world.patient, 8, days=3.5)
+    for sort in ("name", "alerts", "change", "last_activity"):
+        response = await client.get("/v1/dashboard", params={"sort": sort, "limit": 2}, headers=world.admin.headers)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == DashboardPage.model_validate_json(response.content).model_dump_json().encode()
+
+
+_instants = st.datetimes(min_value=dt.datetime(1900, 1, 2), max_value=dt.datetime(2199, 12, 30),
+                         timezones=st.just(dt.UTC))
+_rows = st.builds(
+    DashboardRow, patient_id=st.uuids(), full_name=st.text(max_size=40), plan_status=st.none() | st.text(max_size=12),
+    instrument=st.sampled_from(sorted(INSTRUMENTS)),
+    latest=st.none() | st.builds(LatestScore, instrument=st.sampled_from(sorted(INSTRUMENTS)),
+                                 total=st.integers(0, 80), severity=st.none() | st.sampled_from(["mild", "severe"]),
+                                 recorded_at=_instants),
+    baseline_total=st.none() | st.integers(0, 80), change=st.none() | st.integers(-80, 80),
+    percent_change=st.none() | st.floats(-100, 10_000, allow_nan=False), trend=st.none() | st.just("stable"),
+    last_session_at=st.none() | _instants, last_activity_at=st.none() | _instants,
+    next_assessment_due=st.none() | st.dates(), overdue=st.booleans(),
+    adherence=st.none() | st.floats(0, 100, allow_nan=False), open_alerts=st.integers(0, 9),
+    urgent_alerts=st.integers(0, 9))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(_rows, max_size=5), cursor=st.none() | st.text(max_size=20))
+def test_the_pages_serialiser_writes_what_pydantic_writes(rows, cursor):
+    page = DashboardPage(items=rows, next_cursor=cursor)
+    assert responses.dumps(page.model_dump()) == page.model_dump_json().encode()
 
 
 async def test_a_row_carries_the_charts_outcomes_and_the_schedule(client, world):

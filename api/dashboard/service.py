@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import TypeAdapter
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +24,7 @@ from api import outcomes, pagination
 from api.audit import service as audit
 from api.authz import visible_patients
 from api.dashboard import queries
-from api.dashboard.schemas import DashboardPage, DashboardQuery, DashboardRow
+from api.dashboard.schemas import DashboardQuery
 from api.instruments.registry import GAD7, INSTRUMENTS
 from api.patients.service import PATIENT_ORDER
 from api.schedules import rules
@@ -41,27 +40,31 @@ from models.plans import PlanStatus
 # with p99 460–530 ms, and leave the event loop to the cheap requests (a phone's score, a chart) in between.
 CONCURRENT_PAGES = 8
 
-_ROWS = TypeAdapter(list[DashboardRow])
+# A row: the fields of `DashboardRow`, in its order, as `_row` computes them; the page is written from them as they
+# are (api/responses.py), in the bytes the declared model would be serialised to.
+PageRow = dict[str, Any]
 
 
 # Each order as an ascending key of strings and integers (what a Python-ordered cursor carries), ending with the
 # name and the id so that it is total and stable.
-ORDERS: dict[str, tuple[Callable[[DashboardRow], tuple], tuple[type, ...]]] = {
-    "alerts": (lambda r: (-r.urgent_alerts, -r.open_alerts, r.full_name, str(r.patient_id)), (int, int, str, str)),
-    "change": (lambda r: (r.change is None, -(r.change or 0), r.full_name, str(r.patient_id)),
+ORDERS: dict[str, tuple[Callable[[PageRow], tuple], tuple[type, ...]]] = {
+    "alerts": (lambda r: (-r["urgent_alerts"], -r["open_alerts"], r["full_name"], str(r["patient_id"])),
                (int, int, str, str)),
-    "last_activity": (lambda r: (r.last_activity_at is None,
-                                 -outcomes.epoch_micros(r.last_activity_at) if r.last_activity_at else 0,
-                                 r.full_name, str(r.patient_id)), (int, int, str, str)),
-    "name": (lambda r: (r.full_name, str(r.patient_id)), (str, str)),
+    "change": (lambda r: (r["change"] is None, -(r["change"] or 0), r["full_name"], str(r["patient_id"])),
+               (int, int, str, str)),
+    "last_activity": (lambda r: (r["last_activity_at"] is None,
+                                 -outcomes.epoch_micros(r["last_activity_at"]) if r["last_activity_at"] else 0,
+                                 r["full_name"], str(r["patient_id"])), (int, int, str, str)),
+    "name": (lambda r: (r["full_name"], str(r["patient_id"])), (str, str)),
 }
 
 
-def _key(order: str, row: DashboardRow) -> tuple:
+def _key(order: str, row: PageRow) -> tuple:
     return tuple(int(v) if isinstance(v, bool) else v for v in ORDERS[order][0](row))
 
 
-async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> DashboardPage:
+async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery) -> dict[str, Any]:
+    """A `DashboardPage`'s fields: `items` as `_row` computes them."""
     now = utcnow()
     # PostgreSQL reads each page's inputs on the driver (api.dashboard.queries); when the rows it reads are the page,
     # the same statement writes their audit rows (`audit_as`), else the page is audited in a statement of its own.
@@ -99,12 +102,12 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
         next_cursor = pagination.encode_position(_key(query.sort, items[-1])) if len(chosen) > query.limit else None
     if engine is None:
         audit.record_patient_reads(session, caller, queries.READ_ACTION, "patient",
-                                   [(row.patient_id, row.patient_id) for row in items])
+                                   [(row["patient_id"], row["patient_id"]) for row in items])
         await session.commit()
     elif audit_as is None:
         await audit.record_patient_reads_now(engine, caller, queries.READ_ACTION, "patient",
-                                             [row.patient_id for row in items])
-    return DashboardPage(items=items, next_cursor=next_cursor)
+                                             [row["patient_id"] for row in items])
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def _position(query: DashboardQuery) -> tuple | None:
@@ -119,13 +122,13 @@ def _position(query: DashboardQuery) -> tuple | None:
     return position
 
 
-def _matches(row: DashboardRow, query: DashboardQuery) -> bool:
-    return ((query.overdue is None or row.overdue == query.overdue)
-            and (query.trend is None or row.trend == query.trend))
+def _matches(row: PageRow, query: DashboardQuery) -> bool:
+    return ((query.overdue is None or row["overdue"] == query.overdue)
+            and (query.trend is None or row["trend"] == query.trend))
 
 
 async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row], now: dt.datetime,
-                    audit_as: Caller | None = None) -> list[DashboardRow]:
+                    audit_as: Caller | None = None) -> list[PageRow]:
     """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order. On PostgreSQL, the
     read also audits every one of them as read by `audit_as`, when given (`queries.inputs`)."""
     ids = [patient.id for patient in patients]
@@ -143,16 +146,14 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
     picked = {pid: found.picks[key] for pid in ids if (key := (pid, shown[pid], doses[pid])) in found.picks}
     picked.update(await queries.picks(session, engine, [(pid, shown[pid], doses[pid]) for pid in ids
                                                         if pid not in picked and (pid, shown[pid]) in found.last]))
-    # Validated as one list: a model built per row, and its score's, cost twice as much.
-    return _ROWS.validate_python([
-        _row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id),
-             found.last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients])
+    return [_row(patient, found.plans[patient.id], shown[patient.id], found, picked.get(patient.id),
+                 found.last_score_at.get(patient.id), todays[patient.timezone]) for patient in patients]
 
 
 def _row(patient: Row, plan: queries.PlanFacts, code: str, found: queries.Inputs, picks: queries.Picks | None,
-         last_score_at: dt.datetime | None, today: dt.date) -> dict[str, Any]:
-    """The fields of one `DashboardRow`. (One pass over the schedule, no generators: it runs for every row of every
-    page, and a page's Python is half of its cost in the process.)"""
+         last_score_at: dt.datetime | None, today: dt.date) -> PageRow:
+    """The fields of one `DashboardRow`, in its order. (One pass over the schedule, no generators: it runs for every
+    row of every page, and a page's Python is half of its cost in the process.)"""
     pid = patient.id
     latest, base = (picks.latest, picks.baseline_total) if picks is not None else (None, None)
     shown = found.recent.get((pid, code), queries.NONE_RECENT)
