@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Insert, String, Uuid, bindparam, cast, func, insert, literal_column, select
+from sqlalchemy import ARRAY, Insert, Select, String, Uuid, bindparam, cast, func, insert, literal_column, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -97,12 +97,14 @@ _TIME_ORDERED_ID = literal_column(
     "from clock_timestamp()) * 1000)::bigint) from 3) from 1 for 6), 52, 1), 53, 1), 'hex')::uuid", type_=Uuid)
 
 
-def patient_reads() -> Insert:
-    """`record_patient_reads` of the patients in the array parameter `patient_ids` (each its own resource), the
-    other columns as named parameters (`patient_read_parameters`): for a read on the driver (api/statements.py)
-    that writes its audit rows in its own statement, or in the one that reads (as a WITH). PostgreSQL."""
+def patient_reads(ids: Select | None = None) -> Insert:
+    """`record_patient_reads` of the patients in the array parameter `patient_ids` (each its own resource), or of
+    those the one-column (`id`) select `ids` answers, the other columns as named parameters
+    (`patient_read_parameters`): for a read on the driver (api/statements.py) that writes its audit rows in its own
+    statement, or in the one that reads (as a WITH). PostgreSQL."""
     table = AuditEvent.__table__
-    patients = func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id").render_derived("read")
+    patients = (ids.subquery("read") if ids is not None else
+                func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id").render_derived("read"))
     per_row = {"id": _TIME_ORDERED_ID, "resource_id": cast(patients.c.id, String), "patient_id": patients.c.id}
     values = select(*[per_row.get(column.key, bindparam(column.key, type_=column.type)) for column in table.c])
     return insert(table).from_select([column.key for column in table.c], values.select_from(patients))

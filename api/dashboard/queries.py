@@ -65,17 +65,14 @@ def _page_statement(role: Role, after: bool) -> Select:
     return pagination.keyset_once(panel(visible_patients(caller), None), PATIENT_ORDER, after=after)
 
 
-@functools.cache
-def _page_driver(dialect: Dialect, role: Role, after: bool) -> DriverStatement:
-    return DriverStatement.compile(_page_statement(role, after), dialect)
-
-
-async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, cursor: str | None
-                       ) -> tuple[list[PanelRow], str | None]:
-    """PostgreSQL: a page of the caller's panel by name (and the next cursor), in one statement on the driver."""
-    rows = await _page_driver(engine.dialect, caller.role, cursor is not None).fetch(engine, {
-        **caller_parameters(caller), **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor)})
-    return pagination.page_of([PanelRow(*row) for row in rows], PATIENT_ORDER, limit=limit)
+async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, cursor: str | None, now: dt.datetime
+                       ) -> tuple[list[PanelRow], str | None, Inputs]:
+    """PostgreSQL: a page of the caller's panel by name, the next cursor and the page's inputs, audited as read by
+    the caller: one statement on the driver (`_paged_inputs_statement`)."""
+    rows, found = await _paged_inputs(engine, caller, "name", now, {
+        **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor), "limit": limit})
+    return (*pagination.page_of([PanelRow(*row[_PAGE:_PAGE + 3]) for row in rows], PATIENT_ORDER, limit=limit),
+            found)
 
 
 def _open_alert_counts(patient_id: Any) -> Any:
@@ -93,7 +90,8 @@ def _alerts_page_statement(role: Role, after: bool) -> Select:
     caller = bound_caller(role)
     alerts = _open_alert_counts(Patient.id)
     key = (-alerts.c.urgent_alerts, -alerts.c.open_alerts, Patient.full_name, Patient.id)
-    stmt = panel(visible_patients(caller), None).add_columns(*key[:2]).join(alerts, true())
+    stmt = (panel(visible_patients(caller), None)
+            .add_columns(key[0].label("minus_urgent"), key[1].label("minus_open")).join(alerts, true()))
     if after:
         stmt = stmt.where(tuple_(*key) > tuple_(
             bindparam("after_urgent", type_=Integer), bindparam("after_open", type_=Integer),
@@ -101,25 +99,21 @@ def _alerts_page_statement(role: Role, after: bool) -> Select:
     return stmt.order_by(*key).limit(bindparam("limit_and_one", type_=Integer))
 
 
-@functools.cache
-def _alerts_page_driver(dialect: Dialect, role: Role, after: bool) -> DriverStatement:
-    return DriverStatement.compile(_alerts_page_statement(role, after), dialect)
-
-
-async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, after: tuple | None
-                         ) -> tuple[list[PanelRow], tuple | None]:
+async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, after: tuple | None, now: dt.datetime
+                         ) -> tuple[list[PanelRow], tuple | None, Inputs]:
     """PostgreSQL: a page of the caller's panel in the `alerts` order after the sort key `after` (the dashboard's
-    cursor: (−urgent, −open, name, id)), and the last row's key when more rows follow: the counts it was ordered
-    by, which a concurrent alert may have changed by the time the rows are summarised."""
+    cursor: (−urgent, −open, name, id)), the last row's key when more rows follow, and the page's inputs, audited
+    as read by the caller: one statement on the driver (`_paged_inputs_statement`), so the counts the page is
+    ordered by are those its rows show."""
     position = {}
     if after is not None:
         urgent, open_, name, patient_id = after
         position = {"after_urgent": urgent, "after_open": open_, "after_name": name, "after_id": uuid.UUID(patient_id)}
-    rows = await _alerts_page_driver(engine.dialect, caller.role, after is not None).fetch(engine, {
-        **caller_parameters(caller), "limit_and_one": limit + 1, **position})
-    page = rows[:limit]
+    rows, found = await _paged_inputs(engine, caller, "alerts", now,
+                                      {"limit_and_one": limit + 1, "limit": limit, **position})
+    page = [row[_PAGE:] for row in rows[:limit]]
     last = (page[-1][3], page[-1][4], page[-1][1], str(page[-1][0])) if len(rows) > limit else None
-    return [PanelRow(*row[:3]) for row in page], last
+    return [PanelRow(*row[:3]) for row in page], last, found
 
 
 class PlanFacts(NamedTuple):
@@ -229,14 +223,16 @@ async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Seque
     return found
 
 
-def _plan_facts(which: ColumnElement[bool], *, lateral: bool = False) -> tuple[Select, FromClause, ColumnElement]:
-    """`PlanFacts` of the patients `which` selects, with their patient id first; with the chart plan and the start
-    of its first signed session, for statements that add to it. `lateral` (PostgreSQL) reaches each chart plan and
-    its sessions from its patient; a plain join would hash every plan of the database."""
+def _plan_facts(which: ColumnElement[bool] | None, *, lateral: bool = False, source: FromClause = Patient.__table__
+                ) -> tuple[Select, FromClause, ColumnElement]:
+    """`PlanFacts` of the patients `which` selects from `source` (the patient table, or a join that holds it), with
+    their patient id first; with the chart plan and the start of its first signed session, for statements that add
+    to it. `lateral` (PostgreSQL) reaches each chart plan and its sessions from its patient; a plain join would hash
+    every plan of the database."""
     plans = TreatmentPlan.__table__.alias("chart_plan")  # chart_plan_id selects from the table itself
     plan = chart_plan(Patient.id, plans).lateral("plan") if lateral else plans
     signed = DosingSession.status == SessionStatus.signed
-    # By patient first: ix_dosing_session_patient_started finds the few sessions (there is no plan_id index).
+    # One probe of ix_dosing_session_signed_plan_started.
     first_session = (select(func.min(DosingSession.started_at).label("started_at"))
                      .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.c.id, signed))
     last_session = (select(func.max(DosingSession.started_at))
@@ -246,10 +242,11 @@ def _plan_facts(which: ColumnElement[bool], *, lateral: bool = False) -> tuple[S
     stmt = (
         select(Patient.id.label("patient_id"), plan.c.id.label("plan_id"), plan.c.status, plan.c.start_date,
                plan.c.assessments, first_session_at.label("first_session_at"), last_session.label("last_session_at"))
-        .select_from(Patient)
+        .select_from(source)
         .outerjoin(plan, true() if lateral else plan.c.id == chart_plan_id(Patient.id))
-        .where(which)
     )
+    if which is not None:
+        stmt = stmt.where(which)
     return (stmt.join(first, true()) if first is not None else stmt), plan, first_session_at
 
 
@@ -370,8 +367,8 @@ def _picked(baseline_total: int | None, latest_at: dt.datetime | None, latest_to
     return None if latest_at is None else Picks(baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
 
 
-@functools.cache
-def _inputs_statement(audited: bool) -> Select:
+def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patient.__table__) -> Select:
+    """The `_INPUT_COLUMNS` of the patients `which` selects from `source` (`_plan_facts`), one row each."""
     def last(*instrument: ColumnElement[bool]) -> Any:
         return (select(func.max(Score.recorded_at))
                 .where(Score.patient_id == Patient.id, *instrument, Score.deleted_at.is_(None))
@@ -409,8 +406,7 @@ def _inputs_statement(audited: bool) -> Select:
                     *[func.max(by_instrument.c.last).filter(by_instrument.c.instrument == code).label(column)
                       for code, column in _LAST_COLUMNS]).lateral("recent")
     alerts = _open_alert_counts(Patient.id)
-    facts, plan, first_session_at = _plan_facts(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))),
-                                                lateral=True)
+    facts, plan, first_session_at = _plan_facts(which, lateral=True, source=source)
     # Each instrument's last score is its last recent one when it has any (every recent score is after `since`);
     # COALESCE evaluates the index probe only when it has none, and only for an instrument the row can use
     # (`Inputs.last`): gad7, the row's instrument without a plan, and those the plan schedules. A scheduled code
@@ -452,10 +448,37 @@ def _inputs_statement(audited: bool) -> Select:
         .outerjoin(latest, true())
         .outerjoin(baseline, true())
     )
-    # `_driver_inputs` unpacks each row by position.
+    # `_unpacked` reads each row by position.
     assert tuple(stmt.selected_columns.keys()) == _INPUT_COLUMNS, tuple(stmt.selected_columns.keys())
+    return stmt
+
+
+# Where a paged statement's page columns start in its rows: after the inputs.
+_PAGE = len(_INPUT_COLUMNS)
+
+
+@functools.cache
+def _inputs_statement(audited: bool) -> Select:
+    """`_inputs_select` of the patients in the array parameter `patient_ids`."""
+    stmt = _inputs_select(Patient.id == func.any(bindparam("patient_ids", type_=ARRAY(Uuid))))
     # PostgreSQL runs a data-modifying WITH to completion whether or not the query reads it.
     return stmt.add_cte(audit.patient_reads().cte("audited")) if audited else stmt
+
+
+@functools.cache
+def _paged_inputs_statement(order: str, role: Role, after: bool) -> Select:
+    """A page of the panel in one of the orders the database pages (`_page_statement`, `_alerts_page_statement`,
+    here a WITH), each row's `_INPUT_COLUMNS` followed by the page statement's columns, in the page's order, and
+    the audit rows of the page's patients: one round trip for what took two. The page holds one row more than
+    asked (to know whether another page follows): its inputs are read, but it is neither audited nor shown."""
+    page = (_page_statement if order == "name" else _alerts_page_statement)(role, after).cte("page")
+    key = ([page.c.full_name, page.c.id] if order == "name"
+           else [page.c.minus_urgent, page.c.minus_open, page.c.full_name, page.c.id])
+    shown = select(page.c.id).order_by(*key).limit(bindparam("limit", type_=Integer))
+    # The page first in the FROM: with a dozen joined LATERALs PostgreSQL keeps the order written (join_collapse_limit)
+    # and reaches the page's patients from it, where a filter on the page summarised every patient first.
+    inputs = _inputs_select(None, source=page.join(Patient, Patient.id == page.c.id))
+    return inputs.add_columns(*page.c).order_by(*key).add_cte(audit.patient_reads(shown).cte("audited"))
 
 
 @functools.cache
@@ -463,22 +486,46 @@ def _inputs_driver(dialect: Dialect, audited: bool) -> DriverStatement:
     return DriverStatement.compile(_inputs_statement(audited), dialect)
 
 
-async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime,
-                         audit_as: Caller | None) -> Inputs:
+@functools.cache
+def _paged_inputs_driver(dialect: Dialect, order: str, role: Role, after: bool) -> DriverStatement:
+    return DriverStatement.compile(_paged_inputs_statement(order, role, after), dialect)
+
+
+def _window_parameters(now: dt.datetime) -> dict[str, Any]:
     start, split = outcomes.trend_windows(now)
     # Local days are within a day of the UTC date in every zone: bit 0 is two days before the earliest recent one,
     # and the latest kept (`until`, plus a day) is bit 34 or less.
     since, until = now - RECENT, now + 2 * _DAY
-    origin = since.date() - 2 * _DAY
+    return {"since": since, "until": until, "now": now, "start": start, "split": split,
+            "origin": since.date() - 2 * _DAY}
+
+
+async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], now: dt.datetime,
+                         audit_as: Caller | None) -> Inputs:
+    window = _window_parameters(now)
     audited = {} if audit_as is None else audit.patient_read_parameters(audit_as, READ_ACTION, "patient")
     rows = await _inputs_driver(engine.dialect, audit_as is not None).fetch(engine, {
-        "patient_ids": list(patient_ids), "since": since, "until": until, "now": now, "start": start, "split": split,
-        "origin": origin, **audited})
+        "patient_ids": list(patient_ids), **window, **audited})
+    return _unpacked(rows, window["origin"])
+
+
+async def _paged_inputs(engine: AsyncEngine, caller: Caller, order: str, now: dt.datetime,
+                        page: dict[str, Any]) -> tuple[list[Any], Inputs]:
+    after = any(name.startswith("after_") for name in page)
+    window = _window_parameters(now)
+    rows = await _paged_inputs_driver(engine.dialect, order, caller.role, after).fetch(engine, {
+        **caller_parameters(caller), **page, **window,
+        **audit.patient_read_parameters(caller, READ_ACTION, "patient")})
+    return rows, _unpacked(rows, window["origin"])
+
+
+def _unpacked(rows: Sequence[Any], origin: dt.date) -> Inputs:
+    """`Inputs` from rows of `_INPUT_COLUMNS` (and, in a paged statement's, the page's columns after them)."""
     found = Inputs({}, {}, {}, {}, {}, {})
     first_day = origin.toordinal()
     for (pid, plan_id, status, start_date, assessments, first_session_at, last_session_at, last_days, last_score_at,
          instruments, days, recent_sums, recent_ns, prior_sums, prior_ns, open_alerts, urgent_alerts,
-         shown_instrument, shown_dose, baseline_total, latest_at, latest_total, latest_severity) in rows:
+         shown_instrument, shown_dose, baseline_total, latest_at, latest_total, latest_severity, *_) in rows:
         found.plans[pid] = PlanFacts(plan_id, status, start_date, assessments, first_session_at, last_session_at)
         if last_score_at is not None:
             found.last_score_at[pid] = last_score_at

@@ -70,24 +70,27 @@ async def dashboard(session: AsyncSession, caller: Caller, query: DashboardQuery
     # the same statement writes their audit rows (`audit_as`), else the page is audited in a statement of its own.
     engine = session.bind if one_statement(session.bind) else None
     audit_as = caller if engine is not None else None
-    if query.sort == "name" and query.overdue is None and query.trend is None:
-        # The panel's own order: the database pages it and only the page is summarised.
-        if engine is not None and query.q is None:
-            patients, next_cursor = await queries.page_by_name(engine, caller, limit=query.limit, cursor=query.cursor)
+    unfiltered = query.overdue is None and query.trend is None
+    if engine is not None and query.q is None and unfiltered and query.sort in ("name", "alerts"):
+        # The panel's own order, or the default one on counts the database keeps: one statement pages them, reads
+        # the page's inputs and audits it, and only the page is summarised.
+        if query.sort == "name":
+            patients, next_cursor, found = await queries.page_by_name(engine, caller, limit=query.limit,
+                                                                       cursor=query.cursor, now=now)
         else:
-            stmt = pagination.keyset(queries.panel(visible_patients(caller), query.q), PATIENT_ORDER,
-                                     limit=query.limit, cursor=query.cursor)
-            patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER,
-                                                       limit=query.limit)
-            if engine is not None:
-                await session.commit()  # only read: the connection goes back to the pool for the driver's statements
+            patients, last, found = await queries.page_by_alerts(engine, caller, limit=query.limit,
+                                                                 after=_position(query), now=now)
+            next_cursor = None if last is None else pagination.encode_position(last)
+        items = await _summarised(session, engine, patients, found, now)
+    elif query.sort == "name" and unfiltered:
+        # The panel's own order: the database pages it and only the page is summarised.
+        stmt = pagination.keyset(queries.panel(visible_patients(caller), query.q), PATIENT_ORDER,
+                                 limit=query.limit, cursor=query.cursor)
+        patients, next_cursor = pagination.page_of((await session.exec(stmt)).all(), PATIENT_ORDER,
+                                                   limit=query.limit)
+        if engine is not None:
+            await session.commit()  # only read: the connection goes back to the pool for the driver's statements
         items = await summarise(session, engine, patients, now, audit_as)
-    elif engine is not None and query.sort == "alerts" and query.q is None and query.overdue is None \
-            and query.trend is None:
-        # The default order is on counts the database keeps: it pages them, and only the page is summarised.
-        patients, last = await queries.page_by_alerts(engine, caller, limit=query.limit, after=_position(query))
-        items = await summarise(session, engine, patients, now, audit_as)
-        next_cursor = None if last is None else pagination.encode_position(last)
     else:
         audit_as = None
         after = _position(query)
@@ -131,8 +134,14 @@ async def summarise(session: AsyncSession, engine: AsyncEngine | None, patients:
                     audit_as: Caller | None = None) -> list[PageRow]:
     """The dashboard rows of these patients ((id, full_name, timezone) rows), in their order. On PostgreSQL, the
     read also audits every one of them as read by `audit_as`, when given (`queries.inputs`)."""
+    return await _summarised(session, engine, patients, await queries.inputs(session, engine, patients, now, audit_as),
+                             now)
+
+
+async def _summarised(session: AsyncSession, engine: AsyncEngine | None, patients: Sequence[Row],
+                      found: queries.Inputs, now: dt.datetime) -> list[PageRow]:
+    """`summarise` from the patients' inputs, read already."""
     ids = [patient.id for patient in patients]
-    found = await queries.inputs(session, engine, patients, now, audit_as)
     # A panel's patients share a few zones: each zone's today is computed once.
     todays = {timezone: now.astimezone(ZoneInfo(timezone)).date() for timezone in {p.timezone for p in patients}}
     shown, doses = {}, {}
