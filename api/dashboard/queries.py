@@ -223,27 +223,28 @@ async def picks(session: AsyncSession, engine: AsyncEngine | None, wanted: Seque
     return found
 
 
-def _plan_facts(which: ColumnElement[bool] | None, *, lateral: bool = False, source: FromClause = Patient.__table__
+def _plan_facts(which: ColumnElement[bool] | None, *, lateral: bool = False, patient: FromClause = Patient.__table__
                 ) -> tuple[Select, FromClause, ColumnElement]:
-    """`PlanFacts` of the patients `which` selects from `source` (the patient table, or a join that holds it), with
-    their patient id first; with the chart plan and the start of its first signed session, for statements that add
-    to it. `lateral` (PostgreSQL) reaches each chart plan and its sessions from its patient; a plain join would hash
-    every plan of the database."""
+    """`PlanFacts` of the patients `which` selects from `patient` (the patient table, or a page of it: any FROM with
+    their `id` and `timezone`), with their patient id first; with the chart plan and the start of its first signed
+    session, for statements that add to it. `lateral` (PostgreSQL) reaches each chart plan and its sessions from its
+    patient; a plain join would hash every plan of the database."""
+    pid = patient.c.id
     plans = TreatmentPlan.__table__.alias("chart_plan")  # chart_plan_id selects from the table itself
-    plan = chart_plan(Patient.id, plans).lateral("plan") if lateral else plans
+    plan = chart_plan(pid, plans).lateral("plan") if lateral else plans
     signed = DosingSession.status == SessionStatus.signed
     # One probe of ix_dosing_session_signed_plan_started.
     first_session = (select(func.min(DosingSession.started_at).label("started_at"))
-                     .where(DosingSession.patient_id == Patient.id, DosingSession.plan_id == plan.c.id, signed))
+                     .where(DosingSession.patient_id == pid, DosingSession.plan_id == plan.c.id, signed))
     last_session = (select(func.max(DosingSession.started_at))
-                    .where(DosingSession.patient_id == Patient.id, signed).scalar_subquery())
+                    .where(DosingSession.patient_id == pid, signed).scalar_subquery())
     first = first_session.lateral("first_session") if lateral else None
     first_session_at = first.c.started_at if first is not None else first_session.scalar_subquery()
     stmt = (
-        select(Patient.id.label("patient_id"), plan.c.id.label("plan_id"), plan.c.status, plan.c.start_date,
+        select(pid.label("patient_id"), plan.c.id.label("plan_id"), plan.c.status, plan.c.start_date,
                plan.c.assessments, first_session_at.label("first_session_at"), last_session.label("last_session_at"))
-        .select_from(source)
-        .outerjoin(plan, true() if lateral else plan.c.id == chart_plan_id(Patient.id))
+        .select_from(patient)
+        .outerjoin(plan, true() if lateral else plan.c.id == chart_plan_id(pid))
     )
     if which is not None:
         stmt = stmt.where(which)
@@ -367,11 +368,12 @@ def _picked(baseline_total: int | None, latest_at: dt.datetime | None, latest_to
     return None if latest_at is None else Picks(baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
 
 
-def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patient.__table__) -> Select:
-    """The `_INPUT_COLUMNS` of the patients `which` selects from `source` (`_plan_facts`), one row each."""
+def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Patient.__table__) -> Select:
+    """The `_INPUT_COLUMNS` of the patients `which` selects from `patient` (`_plan_facts`), one row each."""
+    pid, zone = patient.c.id, patient.c.timezone
     def last(*instrument: ColumnElement[bool]) -> Any:
         return (select(func.max(Score.recorded_at))
-                .where(Score.patient_id == Patient.id, *instrument, Score.deleted_at.is_(None))
+                .where(Score.patient_id == pid, *instrument, Score.deleted_at.is_(None))
                 .correlate_except(Score)  # the patient is two levels up (see api.charts.queries.chart_plan)
                 .scalar_subquery())
 
@@ -382,7 +384,7 @@ def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patie
     now, start, split, since, until = (bindparam(name, type_=DateTime(timezone=True))
                                        for name in ("now", "start", "split", "since", "until"))
     at = Score.recorded_at
-    day = (cast(func.timezone(Patient.timezone, at), Date) - bindparam("origin", type_=Date)).self_group()
+    day = (cast(func.timezone(zone, at), Date) - bindparam("origin", type_=Date)).self_group()
     in_recent, in_prior = and_(at > split, at <= now), and_(at > start, at <= split)
     by_instrument = (
         select(Score.instrument.label("instrument"),
@@ -396,7 +398,7 @@ def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patie
         # One range of ix_score_patient_recorded, which carries the instrument, total and deletion: every
         # instrument's scores since `since`, from the index alone. (The instrument index needs a descent per
         # instrument, and without naming them reads every live score of the patient, 365 for a year.)
-        .where(Score.patient_id == Patient.id, Score.deleted_at.is_(None), at > since)
+        .where(Score.patient_id == pid, Score.deleted_at.is_(None), at > since)
         .group_by(Score.instrument)
         .correlate_except(Score)
         .subquery("by_instrument")
@@ -405,8 +407,8 @@ def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patie
                       for name, column in zip(_RECENT, _RECENT_COLUMNS, strict=True)],
                     *[func.max(by_instrument.c.last).filter(by_instrument.c.instrument == code).label(column)
                       for code, column in _LAST_COLUMNS]).lateral("recent")
-    alerts = _open_alert_counts(Patient.id)
-    facts, plan, first_session_at = _plan_facts(which, lateral=True, source=source)
+    alerts = _open_alert_counts(pid)
+    facts, plan, first_session_at = _plan_facts(which, lateral=True, patient=patient)
     # Each instrument's last score is its last recent one when it has any (every recent score is after `since`);
     # COALESCE evaluates the index probe only when it has none, and only for an instrument the row can use
     # (`Inputs.last`): gad7, the row's instrument without a plan, and those the plan schedules. A scheduled code
@@ -420,19 +422,19 @@ def _inputs_select(which: ColumnElement[bool] | None, source: FromClause = Patie
         return func.coalesce(recent.c[recent_column], probe).label(code)
 
     lasts = select(*[last_of(code, column) for code, column in _LAST_COLUMNS]
-                   ).correlate(Patient, recent, plan).offset(0).lateral("lasts")
+                   ).correlate(patient, recent, plan).offset(0).lateral("lasts")
     # The patient's last score of any instrument: the latest recent one, else one probe of all their live scores.
     last_score_at = func.coalesce(func.greatest(*[recent.c[column] for _, column in _LAST_COLUMNS]), last())
     # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
     # the plan's first scheduled instrument, else gad7; its first signed session, else the end of its start date.
-    end_of_start = func.timezone(Patient.timezone, cast(plan.c.start_date + 1, DateTime()),
+    end_of_start = func.timezone(zone, cast(plan.c.start_date + 1, DateTime()),
                                  type_=DateTime(timezone=True))
     shown = select(func.coalesce(plan.c.assessments[0]["instrument"].as_string(), GAD7.code).label("instrument"),
                    func.coalesce(first_session_at, end_of_start).label("dose")
-                   ).correlate(Patient, plan, first_session_at.table).lateral("shown")
-    baseline, latest = _shown_scores(Patient.id, shown.c.instrument, shown.c.dose)
+                   ).correlate(patient, plan, first_session_at.table).lateral("shown")
+    baseline, latest = _shown_scores(pid, shown.c.instrument, shown.c.dose)
     # The local day of each instrument's last score, as days since DAY_ZERO, in _CODES order.
-    last_days = postgresql.array([cast(func.timezone(Patient.timezone, lasts.c[code]), Date) - DAY_ZERO
+    last_days = postgresql.array([cast(func.timezone(zone, lasts.c[code]), Date) - DAY_ZERO
                                   for code in _CODES])
     stmt = (
         facts
@@ -475,9 +477,10 @@ def _paged_inputs_statement(order: str, role: Role, after: bool) -> Select:
     key = ([page.c.full_name, page.c.id] if order == "name"
            else [page.c.minus_urgent, page.c.minus_open, page.c.full_name, page.c.id])
     shown = select(page.c.id).order_by(*key).limit(bindparam("limit", type_=Integer))
-    # The page first in the FROM: with a dozen joined LATERALs PostgreSQL keeps the order written (join_collapse_limit)
-    # and reaches the page's patients from it, where a filter on the page summarised every patient first.
-    inputs = _inputs_select(None, source=page.join(Patient, Patient.id == page.c.id))
+    # The page's own rows are the patients the LATERALs start from: joined to the patient table instead, PostgreSQL
+    # hashed the whole table (a scan that grows with the database), or, with the page as a mere filter, summarised
+    # every patient before applying it.
+    inputs = _inputs_select(None, patient=page)
     return inputs.add_columns(*page.c).order_by(*key).add_cte(audit.patient_reads(shown).cte("audited"))
 
 
