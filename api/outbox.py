@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.base import utcnow
+from models.base import utcnow, uuid7
 from models.outbox import OutboxEvent
 
 EVENT_TYPES = frozenset({"score.created", "alert.raised", "session.signed", "plan.updated"})
@@ -19,7 +19,7 @@ def event_values(organization_id: uuid.UUID, type: str, data: Mapping[str, objec
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     return {
-        "id": uuid.uuid4(),
+        "id": uuid7(),
         "organization_id": organization_id,
         "type": type,
         "data": {key: str(value) if isinstance(value, uuid.UUID) else value for key, value in data.items()},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +14,16 @@ from sqlmodel import Field
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def uuid7() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562 section 5.7): the Unix time in milliseconds, then 74 random bits. For rows the server
+    names and appends in time order (audit events, outbox events): a new row's key lands next to the last one in
+    the primary key's B-tree instead of on a random leaf (a hot page rather than a cold one, and not one more page
+    written whole to the WAL after each checkpoint). Python 3.11 has no uuid.uuid7."""
+    random = int.from_bytes(os.urandom(10))
+    return uuid.UUID(int=(time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 68) << 64 | 0b10 << 62
+                     | random & ((1 << 62) - 1))
 
 
 class UTCDateTime(TypeDecorator):

@@ -134,3 +134,29 @@ async def test_audit_log_is_append_only_in_the_database(app, client, world, stat
         await session.rollback()
         remaining = (await session.exec(text("SELECT count(*) FROM audit_event"))).scalar_one()
     assert remaining >= 1
+
+
+def test_server_made_ids_are_uuid7_in_time_order():
+    """Audit and outbox rows are appended in time order and keyed by RFC 9562 UUIDv7s: version 7, the RFC's
+    variant, the Unix time in milliseconds first, so later ids sort after earlier ones (a millisecond apart)."""
+    import time
+
+    from models.base import uuid7
+
+    before = time.time_ns() // 1_000_000
+    ids = [uuid7() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {uuid.RFC_4122}
+    assert all(before <= i.int >> 80 <= after for i in ids)
+    assert len(set(ids)) == len(ids)
+    time.sleep(0.002)
+    assert uuid7() > max(ids)
+
+
+def test_the_statements_counter_covers_every_page():
+    """PostgreSQL numbers a statement's audit rows in the UUIDv7's 12-bit counter (api.audit.service): a page can
+    never hold more rows than it counts."""
+    from api.audit.service import MAX_ORDINAL
+    from api.pagination import MAX_LIMIT
+
+    assert MAX_LIMIT <= MAX_ORDINAL

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Insert, Select, String, Uuid, bindparam, cast, func, insert, literal_column, select
+from sqlalchemy import (
+    ARRAY, BigInteger, ColumnElement, Insert, Select, String, Uuid, bindparam, cast, func, insert, literal_column,
+    select)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,7 +19,7 @@ from api.context import request_id_var
 from api.statements import DriverStatement
 from api.security.tokens import Caller
 from models.audit import AuditEvent
-from models.base import utcnow
+from models.base import utcnow, uuid7
 
 SUCCESS = "success"
 DENIED = "denied"
@@ -38,7 +40,7 @@ def event_values(
     Without a caller the actor is `anonymous` (a failed login), or `system` when said (the worker's sweeps); an API
     client is `api_client`, its id the actor's."""
     return {
-        "id": uuid.uuid4(),
+        "id": uuid7(),
         "at": utcnow(),
         "organization_id": organization_id or (caller.organization_id if caller else None),
         "actor_id": caller.user_id if caller else None,
@@ -88,24 +90,36 @@ def record_patient_reads(
     )
 
 
-# A UUIDv7 (RFC 9562; PostgreSQL 18's uuidv7()) from gen_random_uuid's random bits: its first 48 bits are the Unix
-# time in milliseconds, so a page's hundred rows land at the right edge of the primary key's B-tree rather than on a
-# hundred random leaves, each written whole to the WAL after a checkpoint (measured: 183 -> 65 KB of WAL per 100
-# rows, and a third less CPU).
-_TIME_ORDERED_ID = literal_column(
-    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing substring(int8send(floor(extract(epoch "
-    "from clock_timestamp()) * 1000)::bigint) from 3) from 1 for 6), 52, 1), 53, 1), 'hex')::uuid", type_=Uuid)
+# The rows of one statement get UUIDv7s (RFC 9562, as `uuid7` makes them) that rise with their order in it: the
+# statement's time in milliseconds, then 0x7000 plus the row's ordinal (version 7, and the 12 bits of rand_a as a
+# counter, RFC 9562 section 6.2, method 1), then 64 bits of one gen_random_uuid() per statement (its variant and 62
+# random bits). A page's hundred rows land at the right edge of the primary key's B-tree, in order, rather than on a
+# hundred random leaves, each written whole to the WAL after a checkpoint (183 -> 65 KB of WAL per 100 rows); built
+# as text from values computed once per statement, they cost a third of a random UUID per row (bench/README.md,
+# 2026-11-30).
+_MILLISECONDS_HEX = select(func.lpad(func.to_hex(cast(func.floor(
+    func.date_part(literal_column("'epoch'"), func.clock_timestamp()) * 1000), BigInteger)), 12, "0")
+).scalar_subquery()
+_RANDOM_TAIL_HEX = select(func.substr(func.replace(cast(func.gen_random_uuid(), String), "-", ""), 17)
+                          ).scalar_subquery()
+MAX_ORDINAL = 0xFFF  # the counter's 12 bits: more rows than any page holds (api.pagination.MAX_LIMIT)
+
+
+def _time_ordered_id(ordinal: ColumnElement[int]) -> ColumnElement[uuid.UUID]:
+    return cast(func.concat(_MILLISECONDS_HEX, func.to_hex(0x7000 + ordinal), _RANDOM_TAIL_HEX), Uuid)
 
 
 def patient_reads(ids: Select | None = None) -> Insert:
     """`record_patient_reads` of the patients in the array parameter `patient_ids` (each its own resource), or of
-    those the one-column (`id`) select `ids` answers, the other columns as named parameters
+    those the select `ids` answers (`id`, and `n`, each row's ordinal from 1), the other columns as named parameters
     (`patient_read_parameters`): for a read on the driver (api/statements.py) that writes its audit rows in its own
     statement, or in the one that reads (as a WITH). PostgreSQL."""
     table = AuditEvent.__table__
     patients = (ids.subquery("read") if ids is not None else
-                func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id").render_derived("read"))
-    per_row = {"id": _TIME_ORDERED_ID, "resource_id": cast(patients.c.id, String), "patient_id": patients.c.id}
+                func.unnest(bindparam("patient_ids", type_=ARRAY(Uuid))).table_valued("id", with_ordinality="n")
+                .render_derived("read"))
+    per_row = {"id": _time_ordered_id(patients.c.n), "resource_id": cast(patients.c.id, String),
+               "patient_id": patients.c.id}
     values = select(*[per_row.get(column.key, bindparam(column.key, type_=column.type)) for column in table.c])
     return insert(table).from_select([column.key for column in table.c], values.select_from(patients))
 
@@ -125,6 +139,8 @@ async def record_patient_reads_now(
 ) -> None:
     """`record_patient_reads` of patients for a read that runs on the driver: one autocommitted statement, durable
     before the answer is sent. PostgreSQL."""
+    if len(patient_ids) > MAX_ORDINAL:
+        raise ValueError(f"at most {MAX_ORDINAL} patients a statement")
     if patient_ids:
         await _patient_reads(engine.dialect).execute(engine, {
             **patient_read_parameters(caller, action, resource_type), "patient_ids": list(patient_ids)})

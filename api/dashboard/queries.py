@@ -476,7 +476,8 @@ def _paged_inputs_statement(order: str, role: Role, after: bool) -> Select:
     page = (_page_statement if order == "name" else _alerts_page_statement)(role, after).cte("page")
     key = ([page.c.full_name, page.c.id] if order == "name"
            else [page.c.minus_urgent, page.c.minus_open, page.c.full_name, page.c.id])
-    shown = select(page.c.id).order_by(*key).limit(bindparam("limit", type_=Integer))
+    shown = (select(page.c.id, func.row_number().over(order_by=key).label("n")).order_by(*key)
+             .limit(bindparam("limit", type_=Integer)))
     # The page's own rows are the patients the LATERALs start from: joined to the patient table instead, PostgreSQL
     # hashed the whole table (a scan that grows with the database), or, with the page as a mere filter, summarised
     # every patient before applying it.
