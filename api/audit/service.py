@@ -94,9 +94,9 @@ def record_patient_reads(
 # statement's time in milliseconds, then 0x7000 plus the row's ordinal (version 7, and the 12 bits of rand_a as a
 # counter, RFC 9562 section 6.2, method 1), then 64 bits of one gen_random_uuid() per statement (its variant and 62
 # random bits). A page's hundred rows land at the right edge of the primary key's B-tree, in order, rather than on a
-# hundred random leaves, each written whole to the WAL after a checkpoint (183 -> 65 KB of WAL per 100 rows); built
-# as text from values computed once per statement, they cost a third of a random UUID per row (bench/README.md,
-# 2026-11-30).
+# hundred random leaves, each written whole to the WAL after a checkpoint (183 -> 65 KB of WAL per 100 rows). Built
+# as text from values computed once per statement, a hundred of them cost less than a hundred gen_random_uuid()
+# calls, and a third of the per-row bytea construction they replace (bench/README.md, 2026-11-30).
 _MILLISECONDS_HEX = select(func.lpad(func.to_hex(cast(func.floor(
     func.date_part(literal_column("'epoch'"), func.clock_timestamp()) * 1000), BigInteger)), 12, "0")
 ).scalar_subquery()

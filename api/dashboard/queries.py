@@ -379,8 +379,8 @@ def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Pati
 
     # One pass over the patient's recent index entries, one row per instrument, folded into arrays. A day is a bit:
     # its local date in the patient's zone minus `origin` (a month before today), so a page's days are a few
-    # integers to decode rather than a date per score. Scores after `until` cannot fall on a day up to today in any zone, and are left out of
-    # the days so that every bit fits in a bigint.
+    # integers to decode rather than a date per score. Scores after `until` cannot fall on a day up to today in any
+    # zone, and are left out of the days so that every bit fits in a bigint.
     now, start, split, since, until = (bindparam(name, type_=DateTime(timezone=True))
                                        for name in ("now", "start", "split", "since", "until"))
     at = Score.recorded_at
