@@ -139,8 +139,12 @@ async def test_the_readme_walkthrough_through_a_generated_client(generated, app)
     chart = await call(generated, "charts_patient_chart", 200, client=doctor, patient_id=patient.id,
                        instrument=models.InstrumentCode.GAD7)
     assert chart.latest.total == 11
+    page = await call(generated, "dashboard_read_dashboard", 200, client=doctor)
+    [row] = page.items
+    assert (row.patient_id, row.latest.total, str(row.plan_status)) == (patient.id, 11, "active")
     events = await call(generated, "audit_list_audit_events", 200, client=admin, patient_id=patient.id)
-    assert {event.action for event in events.items} >= {"patient.create", "score.create", "session.sign"}
+    assert {event.action for event in events.items} >= {"patient.create", "score.create", "session.sign",
+                                                         "dashboard.read"}
 
 
 def _enums_with(value: object, path: tuple = ()) -> list[tuple]:
