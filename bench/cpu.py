@@ -64,13 +64,7 @@ def main() -> int:
                         help="the seeded scale's (the posting patient is the last one)")
     args = parser.parse_args()
     patient = bench.patient_id(args.patients)
-    floor = bench.start([bench.PYTHON, "-m", "uvicorn", "--app-dir", str(bench.FLOOR), "floor_app:app", "--port",
-                         str(bench.FLOOR_PORT), "--no-access-log"], bench.FLOOR_PORT,
-                        {"FLOOR_DSN": f"{bench.PG}/{bench.FLOOR_DB}"}, "/v1/me/scores")
-    ours = bench.start([str(bench.ROOT / ".venv" / "bin" / "calmtrack"), "serve", "--port", str(bench.OURS_PORT)],
-                       bench.OURS_PORT, {"DATABASE_URL": f"{bench.PG}/{bench.OURS_DB}", "ENVIRONMENT": "production",
-                                         "SECRET_KEY": bench.SECRET_KEY, "LOG_LEVEL": "WARNING",
-                                         "RATE_LIMIT": "100000000/minute"}, "/readyz")
+    floor, ours = bench.start_floor(), bench.start_ours()
     try:
         clinician = bench.ours_token("clinician", patient)
         etag = bench.smoke(clinician, bench.SCALES["small"]["panel"])

@@ -303,6 +303,20 @@ def start(cmd: list[str], port: int, env: dict[str, str], ready_path: str) -> su
     raise RuntimeError(f"server on port {port} did not start: {process.stderr.read() if process.stderr else ''}")
 
 
+def start_floor() -> subprocess.Popen:
+    """The floor, one process on FLOOR_PORT, on the seeded `floor` database."""
+    return start([PYTHON, "-m", "uvicorn", "--app-dir", str(FLOOR), "floor_app:app", "--port", str(FLOOR_PORT),
+                  "--no-access-log"], FLOOR_PORT, {"FLOOR_DSN": f"{PG}/{FLOOR_DB}"}, "/v1/me/scores")
+
+
+def start_ours() -> subprocess.Popen:
+    """Calmtrack as deployed (`calmtrack serve`, one process) on OURS_PORT, on the seeded `calmtrack_bench`."""
+    return start([str(ROOT / ".venv" / "bin" / "calmtrack"), "serve", "--port", str(OURS_PORT)], OURS_PORT,
+                 {"DATABASE_URL": f"{PG}/{OURS_DB}", "ENVIRONMENT": "production", "SECRET_KEY": SECRET_KEY,
+                  # One token sends every request: the limit is raised so it is counted but never reached.
+                  "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000000/minute"}, "/readyz")
+
+
 def stop(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -442,12 +456,7 @@ def main() -> int:
     if args.seed_only:
         return 0
 
-    floor = start([PYTHON, "-m", "uvicorn", "--app-dir", str(FLOOR), "floor_app:app", "--port", str(FLOOR_PORT),
-                   "--no-access-log"], FLOOR_PORT, {"FLOOR_DSN": f"{PG}/{FLOOR_DB}"}, "/v1/me/scores")
-    ours = start([str(ROOT / ".venv" / "bin" / "calmtrack"), "serve", "--port", str(OURS_PORT)], OURS_PORT,
-                 {"DATABASE_URL": f"{PG}/{OURS_DB}", "ENVIRONMENT": "production", "SECRET_KEY": SECRET_KEY,
-                  # One token sends every request: the limit is raised so it is counted but never reached.
-                  "LOG_LEVEL": "WARNING", "RATE_LIMIT": "100000000/minute"}, "/readyz")
+    floor, ours = start_floor(), start_ours()
     report: dict[str, dict] = {}
     try:
         log(f"calmtrack after start-up: {memory_mb(ours.pid)} MB; the floor: {memory_mb(floor.pid)} MB")

@@ -69,7 +69,7 @@ async def page_by_name(engine: AsyncEngine, caller: Caller, *, limit: int, curso
                        ) -> tuple[list[PanelRow], str | None, Inputs]:
     """PostgreSQL: a page of the caller's panel by name, the next cursor and the page's inputs, audited as read by
     the caller: one statement on the driver (`_paged_inputs_statement`)."""
-    rows, found = await _paged_inputs(engine, caller, "name", now, {
+    rows, found = await _paged_inputs(engine, caller, "name", cursor is not None, now, {
         **pagination.cursor_parameters(PATIENT_ORDER, limit=limit, cursor=cursor), "limit": limit})
     return (*pagination.page_of([PanelRow(*row[_PAGE:_PAGE + 3]) for row in rows], PATIENT_ORDER, limit=limit),
             found)
@@ -109,7 +109,7 @@ async def page_by_alerts(engine: AsyncEngine, caller: Caller, *, limit: int, aft
     if after is not None:
         urgent, open_, name, patient_id = after
         position = {"after_urgent": urgent, "after_open": open_, "after_name": name, "after_id": uuid.UUID(patient_id)}
-    rows, found = await _paged_inputs(engine, caller, "alerts", now,
+    rows, found = await _paged_inputs(engine, caller, "alerts", after is not None, now,
                                       {"limit_and_one": limit + 1, "limit": limit, **position})
     page = [row[_PAGE:] for row in rows[:limit]]
     last = (page[-1][3], page[-1][4], page[-1][1], str(page[-1][0])) if len(rows) > limit else None
@@ -513,9 +513,9 @@ async def _driver_inputs(engine: AsyncEngine, patient_ids: Sequence[uuid.UUID], 
     return _unpacked(rows, window["origin"])
 
 
-async def _paged_inputs(engine: AsyncEngine, caller: Caller, order: str, now: dt.datetime,
+async def _paged_inputs(engine: AsyncEngine, caller: Caller, order: str, after: bool, now: dt.datetime,
                         page: dict[str, Any]) -> tuple[list[Any], Inputs]:
-    after = any(name.startswith("after_") for name in page)
+    """The rows of `_paged_inputs_statement` (after a cursor's position when `after`) and their `Inputs`."""
     window = _window_parameters(now)
     rows = await _paged_inputs_driver(engine.dialect, order, caller.role, after).fetch(engine, {
         **caller_parameters(caller), **page, **window,
