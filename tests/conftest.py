@@ -26,6 +26,9 @@ from api.app import create_app, release
 from api.settings import Settings
 
 TEST_SECRET = "test-secret-key-of-more-than-32-bytes-0123456789"
+# The suite configures the app itself: the .env that `make run` writes in the checkout (development mode, a generated
+# SECRET_KEY) must not change what `make test` run from the same checkout tests.
+Settings.model_config["env_file"] = None
 BASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = BASE_URL.startswith("postgres")
 

@@ -10,16 +10,18 @@ import pytest
 
 from api import migrate
 from api.cli import main
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
-    """A second shell: nothing exported, the working directory elsewhere."""
+    """A second shell: nothing exported, the working directory elsewhere, its `.env` read as the app reads it (the
+    rest of the suite ignores `.env`: tests/conftest.py)."""
     for name in ("DATABASE_URL", "ENVIRONMENT", "SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(Settings.model_config, "env_file", ".env")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield tmp_path
