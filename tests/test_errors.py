@@ -168,11 +168,11 @@ async def test_unknown_query_parameters_are_422_on_every_route(client, world):
 
 
 def test_every_route_refuses_unknown_query_parameters():
-    """The check is the routes' class (api/query_guard.py): a router created without it would accept typos."""
+    """The check is the routes' class (api/routing.py): a router created without it would accept typos."""
     from fastapi.routing import APIRoute
 
     from api.app import ROUTERS
-    from api.query_guard import CheckedRoute
+    from api.routing import CheckedRoute
 
     routes = [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
     assert routes and all(isinstance(route, CheckedRoute) for route in routes), [

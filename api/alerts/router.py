@@ -8,7 +8,7 @@ from api.alerts.schemas import Acknowledgement, AlertPage, AlertPublic
 from api.deps import AlertReader, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from models.alerts import AlertPriority, AlertStatus
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/alerts", tags=["alerts"])

@@ -10,7 +10,7 @@ from api.deps import AdminCaller, SessionDep
 from api.errors import problem_responses
 from api.types import BoundedInstant
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, SortKey, keyset, page_of
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from models.audit import AuditEvent
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/audit-events", tags=["audit"])

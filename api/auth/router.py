@@ -4,7 +4,7 @@ from api.auth import service
 from api.auth.schemas import EnrollRequest, LoginRequest, Me, PasswordChange, RefreshRequest, TokenPair
 from api.deps import NowDep, SessionDep, SettingsDep, UserCaller
 from api.errors import problem_responses
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["auth"])
 

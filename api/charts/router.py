@@ -9,7 +9,7 @@ from api.charts.schemas import ChartPublic, ChartQuery
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, query_parameters, sessions_of
 from api.errors import problem_responses
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["charts"])
 

@@ -15,7 +15,7 @@ from api.clients.schemas import (
 from api.deps import AdminCaller, SessionDep, SettingsDep
 from api.errors import OAuthErrorBody, problem_responses
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/api-clients", tags=["clients"])
 

@@ -6,7 +6,7 @@ from api.dashboard import service
 from api.dashboard.schemas import DashboardPage, DashboardQuery
 from api.deps import SessionDep, StaffCaller, query_parameters
 from api.errors import problem_responses
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from api.responses import json_answer
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["dashboard"])

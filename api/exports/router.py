@@ -8,7 +8,7 @@ from api.deps import CallerDep, ScoreExporter, SessionDep
 from api.errors import problem_responses
 from api.exports import formats, service
 from api.types import BoundedInstant
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["exports"])
 

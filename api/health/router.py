@@ -3,7 +3,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.errors import ServiceUnavailable, problem_responses
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, tags=["health"])
 

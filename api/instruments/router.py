@@ -6,7 +6,7 @@ from api.deps import CallerDep
 from api.errors import NotFound, problem_responses
 from api.instruments.registry import INSTRUMENTS
 from api.instruments.schemas import InstrumentList, InstrumentPublic
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/instruments", tags=["instruments"])
 

@@ -4,7 +4,7 @@ from api.deps import NowDep, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses
 from api.mfa import service
 from api.mfa.schemas import OtpCode, RecoveryCodes, TotpEnrollment
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/me/mfa", tags=["mfa"])
 

@@ -4,7 +4,7 @@ from api.deps import AdminCaller, SessionDep, StaffCaller
 from api.errors import problem_responses
 from api.organizations import service
 from api.organizations.schemas import OrganizationSettings, OrganizationSettingsUpdate
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/organization", tags=["organization"])
 

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from api.authz import READ_PATIENT, authorize_patient
 from api.deps import CallerDep, PatientListCaller, SessionDep, SettingsDep, StaffCaller
 from api.errors import problem_responses

@@ -20,7 +20,7 @@ from api.plans.schemas import (
 )
 from api.prefer import MinimalPreferred
 from api.sync import UpdatedSinceQuery
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from models.plans import PlanStatus
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["plans"])

@@ -7,7 +7,7 @@ from api.deps import CallerDep, SessionDep, query_parameters
 from api.errors import problem_responses
 from api.reports import service
 from api.reports.schemas import ReportQuery
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["reports"])
 

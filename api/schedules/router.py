@@ -8,7 +8,7 @@ from api.deps import CallerDep, PatientCaller, SessionDep
 from api.errors import problem_responses
 from api.schedules import service
 from api.schedules.schemas import SchedulePublic
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["schedules"])
 

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from api.deps import CallerDep, SessionDep
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent

@@ -10,7 +10,7 @@ from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from api.prefer import CreatedMinimal, MinimalPreferred
 from api.users import service
 from api.users.schemas import UserCreate, UserPublic, UserUpdate
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from models.users import Role
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1/users", tags=["users"])

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from api.query_guard import CheckedRoute
+from api.routing import CheckedRoute
 from api.deps import SessionDep, SettingsDep
 from api.errors import problem_responses
 from api.idempotency import Created, IdempotencyKey, run_idempotent
