@@ -131,9 +131,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 UserCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, Role.patient))]
 AdminCaller = Annotated[Caller, Depends(require_roles(Role.admin))]
 StaffCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician))]
-# The patient's own routes; named, for the score post's fast path (api.routing.solved_by).
-patient_caller = require_roles(Role.patient)
-PatientCaller = Annotated[Caller, Depends(patient_caller)]
+PatientCaller = Annotated[Caller, Depends(require_roles(Role.patient))]
 # Routes about no one patient that an API client may call with the named scope.
 PatientListCaller = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, scope=Scope.patients_read))]
 AlertReader = Annotated[Caller, Depends(require_roles(Role.admin, Role.clinician, scope=Scope.alerts_read))]

@@ -1,9 +1,10 @@
-"""The routes' class (api/routing.py): the score post's fast path answers exactly as FastAPI's own handler would.
+"""The routes' class (api/routing.py): the fast path answers exactly as FastAPI's own handler would.
 
 Unknown query parameters are tested with the other errors (tests/test_errors.py)."""
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -11,13 +12,13 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 
 import fastapi.routing
+from fastapi import Body, Depends
 from api.instruments.registry import INSTRUMENTS
 from api.routing import json_body
 from api.scores.schemas import SCORE_CREATE, ScoreCreate
 from tests.test_scores import body
 
-# FastAPI parses any `application/*+json` body as JSON; the fast path takes application/json alone. The same request
-# with this type therefore takes FastAPI's handler, with the same meaning.
+# FastAPI parses any `application/*+json` body as JSON; the fast path takes application/json alone.
 THROUGH_FASTAPI = "application/vnd.calmtrack+json"
 # Differ between any two answers; the rest of an answer must be the same whichever handler wrote it.
 VARYING_HEADERS = {"x-request-id", "content-length"}
@@ -114,27 +115,57 @@ def fastapi_handled(monkeypatch) -> list[str]:
     return solved
 
 
-async def test_an_ordinary_score_post_takes_the_fast_path_and_anything_else_fastapis(client, world, fastapi_handled):
-    headers = world.patient_user.headers
-    for response in [
-        await client.post("/v1/me/scores", json=body(), headers=headers),
-        await client.post("/v1/me/scores", json=body(), headers={**headers, "Prefer": "return=minimal"}),
-    ]:
-        assert response.status_code == 201, response.text
-    assert fastapi_handled == []
-    refused = await client.post("/v1/me/scores", json=body(items=[9]), headers=headers)
-    assert refused.status_code == 422
-    assert fastapi_handled == ["/v1/me/scores"]
+def _unused() -> None:
+    """A dependency no route has."""
+
+
+async def both_ways(app, send) -> tuple:
+    """`send()`'s answer on the fast path, then through FastAPI's handler: while `app.dependency_overrides` holds
+    anything, a fast route leaves every request to FastAPI (overrides are FastAPI's to solve)."""
+    fast = await send()
+    app.dependency_overrides[_unused] = _unused
+    try:
+        return fast, await send()
+    finally:
+        app.dependency_overrides.clear()
 
 
 def _normalised(response) -> tuple:
-    answer = {name: value for name, value in response.json().items() if name not in VARYING_FIELDS}
+    answer = response.json() if response.content else None
+    if isinstance(answer, dict):
+        answer = {name: value for name, value in answer.items() if name not in VARYING_FIELDS}
     headers = sorted((name, value) for name, value in response.headers.items() if name not in VARYING_HEADERS)
     return response.status_code, headers, answer
 
 
+async def assert_alike(app, send) -> Any:
+    fast, through_fastapi = await both_ways(app, send)
+    assert _normalised(fast) == _normalised(through_fastapi)
+    return fast
+
+
+async def test_ordinary_requests_take_the_fast_path_and_anything_else_fastapis(app, client, world, fastapi_handled):
+    headers = world.patient_user.headers
+    for response in [
+        await client.post("/v1/me/scores", json=body(), headers=headers),
+        await client.post("/v1/me/scores", json=body(), headers={**headers, "Prefer": "return=minimal"}),
+        await client.get("/v1/me/chart", params={"instrument": "gad7"}, headers=headers),
+        await client.get(f"/v1/patients/{world.patient.id}/chart", params={"instrument": "gad7", "bucket": "month"},
+                         headers=world.clinician.headers),
+    ]:
+        assert response.status_code in (200, 201), response.text
+    assert fastapi_handled == []
+    refused = [await client.post("/v1/me/scores", json=body(items=[9]), headers=headers),
+               await client.get("/v1/me/chart", params={"instrument": "gad9"}, headers=headers)]
+    assert [response.status_code for response in refused] == [422, 422]
+    assert fastapi_handled == ["/v1/me/scores", "/v1/me/chart"]
+    fast, overridden = await both_ways(app, lambda: client.post("/v1/me/scores", json=body(), headers=headers))
+    assert (fast.status_code, overridden.status_code) == (201, 201)
+    assert fastapi_handled == ["/v1/me/scores", "/v1/me/chart", "/v1/me/scores"]
+
+
 LONG_PREFER = "return=minimal, " + "x" * 1024
-CASES = {
+SCORE_CASES = {
     "created": ("patient_user", {}, {}),
     "minimal": ("patient_user", {"Prefer": "return=minimal"}, {}),
     "representation": ("patient_user", {"Prefer": "return=representation"}, {}),
@@ -146,6 +177,8 @@ CASES = {
     "invalid items": ("patient_user", {}, {"items": [9]}),
     "future": ("patient_user", {}, {"recorded_at": "2099-01-01T00:00:00Z"}),
     "unknown field": ("patient_user", {}, {"total": 3}),
+    "not json": ("patient_user", {"Content-Type": "text/plain"}, {}),
+    "json of another type": ("patient_user", {"Content-Type": THROUGH_FASTAPI}, {}),
     "no token": (None, {}, {}),
     "no token, invalid body": (None, {}, {"items": []}),
     "bad token": (None, {"Authorization": "Bearer not-a-token"}, {}),
@@ -155,57 +188,160 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-async def test_the_fast_path_answers_as_fastapis_handler(client, world, case):
-    actor_name, extra_headers, change = CASES[case]
+@pytest.mark.parametrize("case", SCORE_CASES)
+async def test_a_score_post_is_answered_alike_either_way(app, client, world, case):
+    actor_name, extra_headers, change = SCORE_CASES[case]
     actor = world.actor(actor_name) if actor_name else None
 
-    async def post(content_type: str, query: str = ""):
-        headers = {**(actor.headers if actor else {}), **extra_headers, "Content-Type": content_type}
-        return await client.post("/v1/me/scores" + query, content=json.dumps(body(**change)), headers=headers)
+    def post(query: str = ""):
+        headers = {**(actor.headers if actor else {}), "Content-Type": "application/json", **extra_headers}
+        return client.post("/v1/me/scores" + query, content=json.dumps(body(**change)), headers=headers)
 
-    fast, through_fastapi = await post("application/json"), await post(THROUGH_FASTAPI)
-    assert _normalised(fast) == _normalised(through_fastapi)
-    unknown_query = [await post(content_type, "?cursor=x") for content_type in ("application/json", THROUGH_FASTAPI)]
-    assert _normalised(unknown_query[0]) == _normalised(unknown_query[1])
+    await assert_alike(app, post)
+    await assert_alike(app, lambda: post("?cursor=x"))
 
 
-@pytest.mark.parametrize("first", ["application/json", THROUGH_FASTAPI])
-async def test_replays_and_conflicts_answer_alike_on_either_path(client, world, first):
+async def test_replays_and_conflicts_are_answered_alike_either_way(app, client, world):
     headers = world.patient_user.headers
     entry = body(note="first")
-    second = THROUGH_FASTAPI if first == "application/json" else "application/json"
 
-    async def post(payload, content_type, **extra):
-        return await client.post("/v1/me/scores", content=json.dumps(payload),
-                                 headers={**headers, **extra, "Content-Type": content_type})
+    def post(payload, **extra):
+        return lambda: client.post("/v1/me/scores", json=payload, headers={**headers, **extra})
 
-    created = await post(entry, first)
+    created = await client.post("/v1/me/scores", json=entry, headers=headers)
     assert created.status_code == 201
-    replays = [await post(entry, content_type) for content_type in (first, second)]
-    assert {response.status_code for response in replays} == {200}
-    assert _normalised(replays[0]) == _normalised(replays[1])
-    assert replays[0].json() == created.json()
-    minimal = [await post(entry, content_type, Prefer="return=minimal") for content_type in (first, second)]
-    assert _normalised(minimal[0]) == _normalised(minimal[1])
-    assert minimal[0].json() == {"id": entry["id"]}
-    conflicts = [await post({**entry, "note": "changed"}, content_type) for content_type in (first, second)]
-    assert {response.status_code for response in conflicts} == {409}
-    assert _normalised(conflicts[0]) == _normalised(conflicts[1])
-    someone_else = await client.post("/v1/me/scores", json=entry, headers=world.other_patient_user.headers)
+    replayed = await assert_alike(app, post(entry))
+    assert (replayed.status_code, replayed.json()) == (200, created.json())
+    minimal = await assert_alike(app, post(entry, Prefer="return=minimal"))
+    assert minimal.json() == {"id": entry["id"]}
+    conflict = await assert_alike(app, post({**entry, "note": "changed"}))
+    assert conflict.status_code == 409
+    someone_else = await assert_alike(
+        app, lambda: client.post("/v1/me/scores", json=entry, headers=world.other_patient_user.headers))
     assert someone_else.status_code == 409
 
 
-def test_a_fast_path_without_a_response_model_is_refused_when_the_route_is_built():
+CHART_CASES = {
+    "weekly": ("clinician", "patient", {"instrument": "gad7"}, {}),
+    "monthly, a range": ("clinician", "patient", {"instrument": "gad7", "bucket": "month", "from": "2026-01-01",
+                                                   "to": "2026-11-30"}, {}),
+    "daily": ("clinician", "patient", {"instrument": "gad7", "bucket": "day", "to": "2026-11-25"}, {}),
+    "no scores of it": ("clinician", "patient", {"instrument": "phq9"}, {}),
+    "stale tag": ("clinician", "patient", {"instrument": "gad7"}, {"If-None-Match": 'W/"stale"'}),
+    "unknown instrument": ("clinician", "patient", {"instrument": "gad9"}, {}),
+    "no instrument": ("clinician", "patient", {}, {}),
+    "unknown bucket": ("clinician", "patient", {"instrument": "gad7", "bucket": "year"}, {}),
+    "not a date": ("clinician", "patient", {"instrument": "gad7", "from": "2026-02-30"}, {}),
+    "range backwards": ("clinician", "patient", {"instrument": "gad7", "from": "2026-11-01", "to": "2026-10-01"}, {}),
+    "unknown parameter": ("clinician", "patient", {"instrument": "gad7", "buckets": "week"}, {}),
+    "not an id": ("clinician", "not-a-uuid", {"instrument": "gad7"}, {}),
+    "another organization's": ("clinician", "patient_b", {"instrument": "gad7"}, {}),
+    "no token": (None, "patient", {"instrument": "gad7"}, {}),
+    "bad token": (None, "patient", {"instrument": "gad7"}, {"Authorization": "Bearer x"}),
+    "another patient's": ("other_patient_user", "patient", {"instrument": "gad7"}, {}),
+    "api client": ("client_scores_read", "patient", {"instrument": "gad7"}, {}),
+    "api client without the scope": ("client_patients_read", "patient", {"instrument": "gad7"}, {}),
+    "own chart": ("patient_user", None, {"instrument": "gad7"}, {}),
+    "own chart, staff": ("clinician", None, {"instrument": "gad7"}, {}),
+    "own chart, no instrument": ("patient_user", None, {}, {}),
+}
+
+
+@pytest.mark.parametrize("case", CHART_CASES)
+async def test_a_chart_is_answered_alike_either_way(app, client, world, case):
+    actor_name, whose, params, extra_headers = CHART_CASES[case]
+    for days in (3, 10, 40):
+        entry = body(recorded_at=(dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat())
+        assert (await client.post("/v1/me/scores", json=entry, headers=world.patient_user.headers)).status_code == 201
+    actor = world.actor(actor_name) if actor_name else None
+    patient = getattr(world, whose, None) if whose else None
+    path = "/v1/me/chart" if whose is None else f"/v1/patients/{patient.id if patient else whose}/chart"
+    headers = {**(actor.headers if actor else {}), **extra_headers}
+    answer = await assert_alike(app, lambda: client.get(path, params=params, headers=headers))
+    if answer.status_code == 200:
+        # The same request with the tag it answered: 304 either way.
+        unchanged = await assert_alike(app, lambda: client.get(
+            path, params=params, headers={**headers, "If-None-Match": answer.headers["etag"]}))
+        assert unchanged.status_code == 304
+
+
+def _route(endpoint, **options):
     from fastapi import APIRouter
 
-    from api.routing import CheckedRoute, solved_by
+    from api.routing import CheckedRoute, fast_path
 
-    async def solve(request):
-        return {}
+    APIRouter(route_class=CheckedRoute).post("/x", **options)(fast_path(endpoint))
 
-    async def endpoint(response: fastapi.Response) -> None:
-        return None
 
-    with pytest.raises(TypeError, match="response model"):
-        APIRouter(route_class=CheckedRoute).post("/x", status_code=201)(solved_by(solve)(endpoint))
+async def _session():
+    yield None
+
+
+def _sync_dependency() -> int:
+    return 1
+
+
+async def _plain() -> dict:
+    return {}
+
+
+async def _with_session(session=Depends(_session)) -> dict:
+    return {}
+
+
+async def _with_sync_dependency(value=Depends(_sync_dependency)) -> dict:
+    return {}
+
+
+async def _with_embedded_body(body: dict = Body(embed=True)) -> dict:
+    return {}
+
+
+def _sync_endpoint() -> dict:
+    return {}
+
+
+@pytest.mark.parametrize(("endpoint", "options", "refusal"), [
+    (_plain, {}, None),
+    (_plain, {"response_model": None}, "response model"),
+    (_sync_endpoint, {}, "async endpoint"),
+    (_with_session, {}, "async functions"),
+    (_with_sync_dependency, {}, "async functions"),
+    (_with_embedded_body, {}, "one JSON body model"),
+])
+def test_a_fast_path_refuses_what_it_cannot_solve_when_the_route_is_built(endpoint, options, refusal):
+    if refusal is None:
+        _route(endpoint, **options)
+    else:
+        with pytest.raises(TypeError, match=refusal):
+            _route(endpoint, **options)
+
+
+async def test_a_fast_route_of_an_included_router_runs_the_includes_dependencies(fastapi_handled):
+    """FastAPI serves an included route with the include's dependencies: the fast path solves the route as served."""
+    import httpx
+    from fastapi import APIRouter, FastAPI, HTTPException, Request
+
+    from api.routing import CheckedRoute, fast_path
+
+    calls: list[str] = []
+
+    async def gate(request: Request, key: str | None = None) -> None:
+        calls.append(key or "")
+        if key != "open":
+            raise HTTPException(403)
+
+    router = APIRouter(route_class=CheckedRoute)
+
+    @router.get("/thing", response_model=dict)
+    @fast_path
+    async def thing() -> dict:
+        return {"ok": True}
+
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(gate)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        assert (await http.get("/thing", params={"key": "open"})).json() == {"ok": True}
+        assert (await http.get("/thing", params={"key": "shut"})).status_code == 403
+    assert calls == ["open", "shut"]
+    assert fastapi_handled == []

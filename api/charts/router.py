@@ -9,7 +9,7 @@ from api.charts.schemas import ChartPublic, ChartQuery
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
 from api.deps import CallerDep, PatientCaller, query_parameters, sessions_of
 from api.errors import problem_responses
-from api.routing import CheckedRoute
+from api.routing import CheckedRoute, fast_path
 
 router = APIRouter(route_class=CheckedRoute, prefix="/v1", tags=["charts"])
 
@@ -18,6 +18,7 @@ ChartQueryDep = Annotated[ChartQuery, Depends(query_parameters(ChartQuery))]
 
 @router.get("/patients/{patient_id}/chart", response_model=ChartPublic,
             responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 404, 422, 503)})
+@fast_path  # what clinicians open and phones poll all day (api/routing.py)
 async def patient_chart(patient_id: uuid.UUID, caller: CallerDep, request: Request, query: ChartQueryDep,
                         response: Response, if_none_match: IfNoneMatch = None) -> ChartPublic | Response:
     """One instrument over time in the patient's calendar: buckets, change from baseline, onset, durability and
@@ -28,6 +29,7 @@ async def patient_chart(patient_id: uuid.UUID, caller: CallerDep, request: Reque
 
 @router.get("/me/chart", response_model=ChartPublic,
             responses={**NOT_MODIFIED_RESPONSE, **problem_responses(401, 403, 404, 422, 503)})
+@fast_path
 async def my_chart(caller: PatientCaller, request: Request, query: ChartQueryDep, response: Response,
                    if_none_match: IfNoneMatch = None) -> ChartPublic | Response:
     """The patient's own chart (the same answer as /v1/patients/{their id}/chart), with the same ETag."""

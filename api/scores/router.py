@@ -1,15 +1,15 @@
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from api.routing import CheckedRoute, json_body, solved_by
+from api.routing import CheckedRoute, fast_path
 from api import conditional
 from api.conditional import NOT_MODIFIED_RESPONSE, IfNoneMatch
-from api.deps import CallerDep, PatientCaller, SessionDep, patient_caller, query_parameters, sessions_of
+from api.deps import CallerDep, PatientCaller, SessionDep, query_parameters, sessions_of
 from api.errors import problem_responses
 from api.scores import service
-from api.prefer import MAX_PREFER_LENGTH, CreatedMinimal, MinimalPreferred, applied, prefers_minimal
+from api.prefer import CreatedMinimal, MinimalPreferred, applied
 from api.scores.schemas import (
     MAX_BATCH,
     MAX_BATCH_BODY_BYTES,
@@ -43,22 +43,9 @@ def _answer(score: ScorePublic, created: bool, minimal: bool, response: Response
     return score
 
 
-async def _solve_create_my_score(request: Request) -> dict[str, Any] | None:
-    """The phone's score post is the busiest request: its arguments solved without FastAPI's general machinery
-    (api.routing), in the order FastAPI checks them; anything unusual is left to FastAPI."""
-    prefer = request.headers.get("prefer")
-    if prefer is not None and len(prefer) > MAX_PREFER_LENGTH:
-        return None
-    body = await json_body(request, ScoreCreate)
-    if body is None:
-        return None
-    return {"body": body, "caller": await patient_caller(request), "request": request,
-            "minimal": None if prefer is None else prefers_minimal(prefer)}
-
-
 @router.post("/me/scores", response_model=ScorePublic | CreatedMinimal, status_code=status.HTTP_201_CREATED,
              responses={**_REPLAYED, **problem_responses(401, 403, 404, 409, 413, 422, 503)})
-@solved_by(_solve_create_my_score)
+@fast_path  # the busiest request of all (api/routing.py, docs/scores.md)
 async def create_my_score(body: ScoreCreate, caller: PatientCaller, request: Request, response: Response,
                           minimal: MinimalPreferred = None) -> ScorePublic | CreatedMinimal:
     """Record a questionnaire the patient answered; the server computes total and severity. `Prefer:
