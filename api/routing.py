@@ -8,10 +8,10 @@ rather than an application-wide dependency: FastAPI solves each dependency as on
 cost the phone's score post 4 % of its CPU (bench/README.md, 2026-11-30).
 
 Fast paths (`@fast_path` under the route's decorator): FastAPI's general request handling (solving the dependency
-tree level by level, parsing a body into Python objects and validating those) cost the phone's score post a fifth of
-its instructions and the chart 7.5 %, and both requests are bound by the server's CPU (bench/README.md, 2026-11-30).
+tree level by level, parsing a body into Python objects and validating those) cost the phone's score post 16 % of
+its instructions and the chart 8 %, and both requests are bound by the server's CPU (bench/README.md, 2026-11-30).
 A fast route's arguments are solved by a plan made once from the route's own dependency tree (`LeanSolver`): its
-parameters are validated by FastAPI's own `request_params_to_args`, a JSON body by pydantic in one step
+parameters are validated by the steps of FastAPI's own `request_params_to_args`, a JSON body by pydantic in one step
 (`model_validate_json`); only once every input is valid are the dependencies called, in FastAPI's order. Anything
 that does not validate (or a body that is not `application/json`) is left, before anything with an effect has
 happened, to FastAPI's handler, which takes the request as if there were no fast path: every error keeps exactly
@@ -150,8 +150,8 @@ class LeanSolver:
             self.body = (field.name, model)
         for sub in dependant.dependencies:
             if (sub.dependencies or sub.body_params or sub.response_param_name or not _is_coroutine(sub.call)
-                    or getattr(sub, "concurrency", None) is not None or sub.background_tasks_param_name or sub.security_scopes_param_name
-                    or sub.websocket_param_name or sub.http_connection_param_name):
+                    or getattr(sub, "concurrency", None) is not None or sub.background_tasks_param_name
+                    or sub.security_scopes_param_name or sub.websocket_param_name or sub.http_connection_param_name):
                 raise TypeError(f"{route.path}: a fast path's dependencies are async functions of parameters and "
                                 f"the request ({sub.call!r} is not)")
         calls = [sub.call for sub in dependant.dependencies]
