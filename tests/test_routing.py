@@ -152,6 +152,7 @@ async def test_ordinary_requests_take_the_fast_path_and_anything_else_fastapis(a
         await client.get("/v1/me/chart", params={"instrument": "gad7"}, headers=headers),
         await client.get(f"/v1/patients/{world.patient.id}/chart", params={"instrument": "gad7", "bucket": "month"},
                          headers=world.clinician.headers),
+        await client.get("/v1/dashboard", params={"sort": "name"}, headers=world.clinician.headers),
     ]:
         assert response.status_code in (200, 201), response.text
     assert fastapi_handled == []
@@ -263,6 +264,40 @@ async def test_a_chart_is_answered_alike_either_way(app, client, world, case):
         unchanged = await assert_alike(app, lambda: client.get(
             path, params=params, headers={**headers, "If-None-Match": answer.headers["etag"]}))
         assert unchanged.status_code == 304
+
+
+DASHBOARD_CASES = {
+    "by alerts": ("clinician", {}, 200),
+    "by name, a short page": ("clinician", {"sort": "name", "limit": "1"}, 200),
+    "by change": ("clinician", {"sort": "change"}, 200),
+    "by last activity": ("clinician", {"sort": "last_activity"}, 200),
+    "a name": ("clinician", {"q": "a"}, 200),
+    "overdue": ("clinician", {"overdue": "true"}, 200),
+    "a trend": ("clinician", {"trend": "stable"}, 200),
+    "the organization": ("admin", {"sort": "name"}, 200),
+    "unknown order": ("clinician", {"sort": "age"}, 422),
+    "no limit": ("clinician", {"limit": "0"}, 422),
+    "not a cursor": ("clinician", {"cursor": "x"}, 422),
+    "unknown parameter": ("clinician", {"sorted": "name"}, 422),
+    "patient": ("patient_user", {}, 403),
+    "api client": ("client_patients_read", {}, 403),
+    "no token": (None, {}, 401),
+}
+
+
+@pytest.mark.parametrize("case", DASHBOARD_CASES)
+async def test_a_dashboard_page_is_answered_alike_either_way(app, client, world, case):
+    for days in (3, 20):
+        entry = body(recorded_at=(dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat())
+        assert (await client.post("/v1/me/scores", json=entry, headers=world.patient_user.headers)).status_code == 201
+    actor_name, params, status = DASHBOARD_CASES[case]
+    headers = world.actor(actor_name).headers if actor_name else {}
+    page = await assert_alike(app, lambda: client.get("/v1/dashboard", params=params, headers=headers))
+    assert page.status_code == status
+    if page.status_code == 200 and page.json()["next_cursor"]:
+        following = {**params, "cursor": page.json()["next_cursor"]}
+        assert (await assert_alike(app, lambda: client.get("/v1/dashboard", params=following, headers=headers))
+                ).status_code == 200
 
 
 def _route(endpoint, **options):
