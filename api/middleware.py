@@ -106,7 +106,11 @@ class RequestContextMiddleware:
                 await self._problem(self._too_large_problem(limit), scope, receive, send, close=True)
                 return
             try:
-                coding = request_coding(_headers(scope, b"content-encoding"))
+                # A coding describes the request's content: without any (no length or a zero one, no chunks) there
+                # is nothing to decode, and the header is ignored rather than refused.
+                has_content = (_header(scope, b"transfer-encoding") is not None
+                               or (declared is not None and declared.strip("0") != ""))
+                coding = request_coding(_headers(scope, b"content-encoding")) if has_content else None
             except ProblemError as problem:
                 status = problem.status
                 await self._problem(problem, scope, receive, send, close=True)
