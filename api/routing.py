@@ -36,6 +36,7 @@ from fastapi.dependencies.utils import (  # what FastAPI's dependency solver val
     request_params_to_args,
 )
 from fastapi.routing import APIRoute, _effective_route_context_var
+from pydantic_core import PydanticUndefined as Undefined
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel, ValidationError
 
@@ -117,9 +118,10 @@ class _Parameter:
             found, errors = request_params_to_args([self.field], received)
             values.update(found)
             return not errors
-        value, errors = _validate_value_with_model_field(
-            field=self.field, value=_get_multidict_value(self.field, received, alias=self.alias), values=values,
-            loc=self.loc)
+        # An absent key is what FastAPI's extraction turns into Undefined (for a sequence too): skip its checks.
+        found = Undefined if received.get(self.alias) is None else _get_multidict_value(self.field, received,
+                                                                                         alias=self.alias)
+        value, errors = _validate_value_with_model_field(field=self.field, value=found, values=values, loc=self.loc)
         values[self.field.name] = value
         return not errors
 

@@ -380,3 +380,51 @@ async def test_a_fast_route_of_an_included_router_runs_the_includes_dependencies
         assert (await http.get("/thing", params={"key": "shut"})).status_code == 403
     assert calls == ["open", "shut"]
     assert fastapi_handled == []
+
+
+def _fast_parameters() -> list:
+    """Every parameter (with where it is read from) of every fast route, as the app serves them."""
+    from fastapi.routing import APIRoute
+
+    from api.app import ROUTERS
+    from api.routing import _FAST
+
+    found = []
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and getattr(route.endpoint, _FAST, False):
+                for dependant in (route.dependant, *route.dependant.dependencies):
+                    for source in ("path_params", "query_params", "header_params"):
+                        found.extend((route.path, source, field) for field in getattr(dependant, source))
+    return found
+
+
+PARAMETERS = _fast_parameters()
+RAW_VALUES = st.sampled_from(["", "x", "1", "0", "-1", "201", "gad7", "week", "name", "true", "false", "2026-01-01",
+                              'W/"a"', "return=minimal", "5b1c8a0e-1f2d-4c3b-9a8e-7d6c5b4a3921", "a" * 1100])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PARAMETERS), st.one_of(st.none(), RAW_VALUES), st.lists(RAW_VALUES, max_size=2))
+def test_a_parameter_reads_as_fastapi_reads_it(parameter, value, others):
+    """`_Parameter` against FastAPI's own `request_params_to_args`: the same value, or both invalid."""
+    from fastapi.dependencies.utils import request_params_to_args
+    from starlette.datastructures import Headers, QueryParams
+
+    from api.routing import _Parameter
+
+    path, source, field = parameter
+    alias = field.alias
+    pairs = [] if value is None else [(alias, value), *[(alias, other) for other in others]]
+    received = {"path_params": lambda: dict(pairs[:1]), "query_params": lambda: QueryParams(pairs),
+                "header_params": lambda: Headers(raw=[(k.lower().encode(), v.encode()) for k, v in pairs])}[source]()
+    expected, errors = request_params_to_args([field], received)
+    values: dict = {}
+    assert _Parameter(field).read(received, values) is (not errors), (path, alias, value)
+    if not errors:
+        assert values == expected, (path, alias, value)
+
+
+def test_every_fast_route_has_its_parameters_compared():
+    assert {path for path, _, _ in PARAMETERS} >= {"/v1/me/scores", "/v1/me/chart", "/v1/patients/{patient_id}/chart",
+                                                    "/v1/dashboard"}
