@@ -144,10 +144,11 @@ class LeanSolver:
         self.own = self._sources(dependant)
         self.body: tuple[str, type[BaseModel]] | None = None
         if dependant.body_params:
-            (field,) = dependant.body_params
+            field = dependant.body_params[0]
             model = field.field_info.annotation
-            if not (isinstance(model, type) and issubclass(model, BaseModel)) or getattr(field.field_info, "embed",
-                                                                                         False):
+            # Several body parameters are embedded by FastAPI, as one marked `embed` is.
+            if (len(dependant.body_params) > 1 or getattr(field.field_info, "embed", False)
+                    or not (isinstance(model, type) and issubclass(model, BaseModel))):
                 raise TypeError(f"{route.path}: a fast path takes one JSON body model, not embedded")
             self.body = (field.name, model)
         for sub in dependant.dependencies:
@@ -159,8 +160,10 @@ class LeanSolver:
         calls = [sub.call for sub in dependant.dependencies]
         if len(set(map(id, calls))) != len(calls):
             raise TypeError(f"{route.path}: a fast path calls each dependency once")
-        if dependant.background_tasks_param_name or dependant.security_scopes_param_name:
-            raise TypeError(f"{route.path}: a fast path has no background tasks or security scopes")
+        if (dependant.background_tasks_param_name or dependant.security_scopes_param_name
+                or dependant.websocket_param_name or dependant.http_connection_param_name):
+            raise TypeError(f"{route.path}: a fast path's endpoint takes no background tasks, security scopes or "
+                            "connection (the request is solved)")
 
     @staticmethod
     def _sources(dependant: Dependant) -> list[tuple[list[_Parameter], Callable[[Request], Any]]]:

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 import fastapi.routing
-from fastapi import Body, Depends
+from fastapi import BackgroundTasks, Body, Depends
+from pydantic import BaseModel
 from api.instruments.registry import INSTRUMENTS
 from api.routing import json_body
 from api.scores.schemas import SCORE_CREATE, ScoreCreate
@@ -336,6 +337,22 @@ def _sync_endpoint() -> dict:
     return {}
 
 
+class _Note(BaseModel):
+    text: str
+
+
+async def _with_two_bodies(first: _Note, second: _Note) -> dict:
+    return {}
+
+
+async def _with_connection(connection: HTTPConnection) -> dict:
+    return {}
+
+
+async def _with_background_tasks(tasks: BackgroundTasks) -> dict:
+    return {}
+
+
 @pytest.mark.parametrize(("endpoint", "options", "refusal"), [
     (_plain, {}, None),
     (_plain, {"response_model": None}, "response model"),
@@ -343,6 +360,9 @@ def _sync_endpoint() -> dict:
     (_with_session, {}, "async functions"),
     (_with_sync_dependency, {}, "async functions"),
     (_with_embedded_body, {}, "one JSON body model"),
+    (_with_two_bodies, {}, "one JSON body model"),
+    (_with_connection, {}, "no background tasks, security scopes or connection"),
+    (_with_background_tasks, {}, "no background tasks, security scopes or connection"),
 ])
 def test_a_fast_path_refuses_what_it_cannot_solve_when_the_route_is_built(endpoint, options, refusal):
     if refusal is None:
