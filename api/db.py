@@ -83,7 +83,9 @@ CONNECT_TIMEOUT_SECONDS = 10
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError,
                                               sqlite3.Error, ConnectionError)
 
-_UNAVAILABLE_DRIVER_ERRORS = (
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    sa_exc.TimeoutError,  # no pooled connection was free within the pool timeout
     ConnectionError,  # the socket was reset or broken under a statement on the raw driver connection
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.ConnectionDoesNotExistError,  # the connection was closed under the statement
@@ -100,8 +102,8 @@ def database_unavailable(error: BaseException) -> bool:
     for _ in range(8):  # the chain: SQLAlchemy's wrapper, the adapter's error, the driver's
         if seen is None:
             return False
-        if isinstance(seen, DatabaseUnavailable | sa_exc.TimeoutError | _UNAVAILABLE_DRIVER_ERRORS):
-            return True  # sa_exc.TimeoutError: no pooled connection was free within the pool timeout
+        if isinstance(seen, _UNAVAILABLE_ERRORS):
+            return True
         if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
             return True  # SQLAlchemy recognised a disconnect (and has invalidated the pool)
         if isinstance(seen, sqlite3.Error) and (getattr(seen, "sqlite_errorcode", 0) & 0xFF) in _UNAVAILABLE_SQLITE_CODES:

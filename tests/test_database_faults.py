@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from api.app import create_app, release
 from api.context import request_id_var
+from api.db import database_unavailable
+from api.errors import DatabaseUnavailable
 from api.settings import Settings
 from tests.conftest import ON_POSTGRES, make_settings, new_id
 from tests.test_scores import body
@@ -117,6 +121,65 @@ async def test_database_refusing_connections_is_503_until_it_is_back(client, wor
     assert (await client.get("/v1/me/scores", headers=world.patient_user.headers)).status_code == 200
     assert (await client.post("/v1/me/scores", json=body(), headers=world.patient_user.headers)).status_code == 201
     assert (await client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.postgres_only
+async def test_no_connection_free_within_the_pool_timeout_is_503(app, client, world):
+    engine = app.state.engine
+    engine.pool._timeout = 0.2  # SQLAlchemy's 30 s, shortened for the test
+    held = [await engine.raw_connection() for _ in range(engine.pool.size())]
+    try:
+        with _captured_errors() as logged:
+            answers = [
+                await client.post("/v1/me/scores", json=body(), headers=world.patient_user.headers),  # fast path
+                await client.get("/v1/me/scores", headers=world.patient_user.headers),
+                await client.get(f"/v1/patients/{world.patient.id}/chart?instrument=gad7",
+                                 headers=world.clinician.headers),
+            ]
+        for response in answers:
+            assert response.status_code == 503, response.text
+            assert int(response.headers["retry-after"]) >= 1
+            assert response.json()["type"].endswith("database-unavailable")
+        assert [request_id for _, request_id in logged] == [r.headers["x-request-id"] for r in answers]
+    finally:
+        for connection in held:
+            connection.close()
+    assert (await client.post("/v1/me/scores", json=body(), headers=world.patient_user.headers)).status_code == 201
+    assert engine.pool.checkedout() == 0
+
+
+class _Closed(Exception):
+    """An error raised while handling another, as a driver's wrapper is."""
+
+
+@pytest.mark.parametrize(("error", "unavailable"), [
+    (DatabaseUnavailable(), True),
+    (sa_exc.TimeoutError("QueuePool limit of size 8 overflow 0 reached"), True),
+    (ConnectionResetError(), True),
+    (asyncpg.ConnectionDoesNotExistError(), True),
+    (asyncpg.AdminShutdownError(), True),
+    (asyncpg.TooManyConnectionsError(), True),
+    (sa_exc.OperationalError("SELECT 1", {}, asyncpg.CannotConnectNowError()), True),
+    (sqlite3.OperationalError("database is locked"), False),  # without its code: not recognisable as busy
+    (sa_exc.IntegrityError("INSERT", {}, asyncpg.UniqueViolationError()), False),
+    (asyncpg.DataError(), False),
+    (ValueError(), False),
+])
+def test_which_errors_mean_the_database_is_unavailable(error, unavailable):
+    assert database_unavailable(error) is unavailable
+    try:
+        try:
+            raise error
+        except BaseException as cause:
+            raise _Closed() from cause
+    except _Closed as wrapped:
+        assert database_unavailable(wrapped) is unavailable
+
+
+def test_a_busy_sqlite_database_is_unavailable():
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    assert database_unavailable(sa_exc.OperationalError("SELECT 1", {}, busy))
 
 
 @pytest.fixture
