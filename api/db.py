@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import DatabaseUnavailable
+from api.pool import FirstComePool
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
@@ -56,13 +57,13 @@ def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     else:
         # Autocommitted connections (one-statement writes) need no rollback round trip when they go back to the
         # pool. No overflow: a burst waits for a pooled connection instead of opening (and on return closing) extra
-        # ones, which under load costs more than the wait. A connect that takes longer than CONNECT_TIMEOUT_SECONDS
-        # is an outage: the client gets its 503 instead of waiting for asyncpg's default minute. JIT compilation
-        # is off for these sessions: it pays off for long analytical queries, while every statement here is an
-        # indexed look-up over one patient or one page, where compiling (20 ms seen on the dashboard's) costs more
-        # than it saves.
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800,
-                                     skip_autocommit_rollback=True, json_serializer=_json_text,
+        # ones, which under load costs more than the wait; waiters are served in arrival order (api/pool.py). A
+        # connect that takes longer than CONNECT_TIMEOUT_SECONDS is an outage: the client gets its 503 instead of
+        # waiting for asyncpg's default minute. JIT compilation is off for these sessions: it pays off for long
+        # analytical queries, while every statement here is an indexed look-up over one patient or one page, where
+        # compiling (20 ms seen on the dashboard's) costs more than it saves.
+        engine = create_async_engine(url, poolclass=FirstComePool, pool_size=pool_size, max_overflow=0,
+                                     pool_recycle=1800, skip_autocommit_rollback=True, json_serializer=_json_text,
                                      json_deserializer=_json,
                                      connect_args={"timeout": CONNECT_TIMEOUT_SECONDS,
                                                    "server_settings": {"jit": "off"}})

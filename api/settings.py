@@ -41,8 +41,10 @@ class DatabaseSettings(BaseSettings):
 
 class Settings(DatabaseSettings):
     environment: Literal["development", "test", "production"] = "production"
-    # Connections per process; requests beyond it wait for one. PostgreSQL's max_connections bounds processes × this.
-    db_pool_size: int = Field(default=20, ge=1, le=200)
+    # Connections per process; requests beyond it wait for one, first come first served (api/pool.py). More is not
+    # faster: one process keeps only a few statements busy at a time, and every extra concurrent backend adds
+    # contention on PostgreSQL's WAL and index pages (docs/operations.md). max_connections bounds processes × this.
+    db_pool_size: int = Field(default=8, ge=1, le=200)
     secret_key: str = Field(default=DEVELOPMENT_SECRET_KEY, validate_default=True)
 
     jwt_issuer: str = "calmtrack"
