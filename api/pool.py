@@ -3,7 +3,7 @@
 SQLAlchemy's asyncio queue lets a caller that arrives just as a connection comes back take it ahead of those already
 waiting (its `get` tries `get_nowait` first, and a woken waiter that finds the queue emptied again goes back to the
 end of the line). With fewer connections than concurrent requests that is starvation: in the benchmark, with a pool of
-5 and 32 concurrent clients, the chart's p99 was 200 ms against a median of 20 ms (asyncpg's pool has the same
+5 and 32 concurrent clients, the chart's p99 was 219 ms at a mean latency of 19 ms (asyncpg's pool has the same
 flaw: MagicStack/asyncpg#1247). Here a connection that comes back goes straight to the caller that has waited longest,
 and nobody takes an idle connection while anyone is waiting.
 """
