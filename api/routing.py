@@ -21,13 +21,12 @@ own field for the declared response model; the route stays documented by FastAPI
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import ResponseValidationError
-from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.models import Dependant, _is_coroutine_callable  # FastAPI's test of what it awaits
 from fastapi.dependencies.utils import (  # what FastAPI's dependency solver validates parameters with
     _get_multidict_value,
     _get_param_aliases,
@@ -126,10 +125,6 @@ class _Parameter:
         return not errors
 
 
-def _is_coroutine(call: Any) -> bool:
-    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))
-
-
 class LeanSolver:
     """A route's arguments, solved for a request whose inputs are all valid; None for any other request.
 
@@ -152,9 +147,10 @@ class LeanSolver:
                 raise TypeError(f"{route.path}: a fast path takes one JSON body model, not embedded")
             self.body = (field.name, model)
         for sub in dependant.dependencies:
-            if (sub.dependencies or sub.body_params or sub.response_param_name or not _is_coroutine(sub.call)
-                    or getattr(sub, "concurrency", None) is not None or sub.background_tasks_param_name
-                    or sub.security_scopes_param_name or sub.websocket_param_name or sub.http_connection_param_name):
+            if (sub.dependencies or sub.body_params or sub.response_param_name
+                    or not _is_coroutine_callable(sub.call) or getattr(sub, "concurrency", None) is not None
+                    or sub.background_tasks_param_name or sub.security_scopes_param_name
+                    or sub.websocket_param_name or sub.http_connection_param_name):
                 raise TypeError(f"{route.path}: a fast path's dependencies are async functions of parameters and "
                                 f"the request ({sub.call!r} is not)")
         calls = [sub.call for sub in dependant.dependencies]
@@ -234,7 +230,7 @@ class CheckedRoute(APIRoute):
         solve = LeanSolver(served)
         endpoint, field, status_code = self.endpoint, served.response_field, served.status_code or 200
         response_name = served.dependant.response_param_name
-        if field is None or not _is_coroutine(endpoint):
+        if field is None or not _is_coroutine_callable(endpoint):
             raise TypeError(f"{self.path}: a fast path needs an async endpoint with a response model")
 
         async def fast(request: Request) -> Response:
