@@ -10,11 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import queue as sqla_queue
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from api.db import async_url, create_engine, database_unavailable
+from api.db import create_engine, database_unavailable
 from api.pool import FirstComePool, FirstComeQueue
 from tests.conftest import ON_POSTGRES
 
@@ -158,8 +157,8 @@ async def test_the_postgresql_pool_serves_waiting_requests_in_order(database_url
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite does not pool its connections this way")
 async def test_no_connection_within_the_pool_timeout_means_the_database_is_unavailable(database_url):
-    engine = create_async_engine(async_url(database_url), poolclass=FirstComePool, pool_size=1, max_overflow=0,
-                                 pool_timeout=0.05)
+    engine = create_engine(database_url, pool_size=1)
+    engine.pool._timeout = 0.05  # SQLAlchemy's 30 s, shortened for the test
     try:
         async with engine.connect():
             with pytest.raises(sa_exc.TimeoutError) as raised:
