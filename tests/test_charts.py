@@ -521,7 +521,7 @@ async def test_five_years_exactly_is_allowed(client, world):
 
 ZONES = ["UTC", "America/New_York", "America/St_Johns", "Europe/London", "Europe/Berlin", "Asia/Kolkata",
          "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Kiritimati", "America/Sao_Paulo",
-         "Africa/Casablanca", "Pacific/Apia"]
+         "Africa/Casablanca", "Pacific/Apia", "CET", "WET"]
 EPOCH = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
 _minutes = st.integers(min_value=0, max_value=3 * 366 * 24 * 60)
 

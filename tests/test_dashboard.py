@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+import zoneinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -201,7 +202,7 @@ async def test_each_row_is_its_own_patients_chart_and_schedule(client, world):
 
 
 ZONES = ["Pacific/Kiritimati", "Pacific/Pago_Pago", "America/St_Johns", "Asia/Kathmandu", "Europe/London",
-         "America/New_York", "Australia/Lord_Howe"]
+         "America/New_York", "Australia/Lord_Howe", "CET"]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -239,6 +240,63 @@ async def test_adherence_and_trend_agree_with_the_schedule_and_the_scores(client
     assert row["adherence"] == (outcomes.half_up(sum(shares), 100 * len(shares), places=2) if shares else None)
     gad7 = [(at, total) for at, code, total in entries if code == "gad7"]
     assert row["trend"] == outcomes.trend(INSTRUMENTS["gad7"], gad7, dt.datetime.now(dt.UTC))
+
+
+def _clock_changes(zone: ZoneInfo, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The instants in [start, end) at which the zone's UTC offset changes (to the second; zones change on one)."""
+    changes, day = [], dt.timedelta(days=1)
+    at, offset = start, start.astimezone(zone).utcoffset()
+    while at < end:
+        if (following := (at + day).astimezone(zone).utcoffset()) != offset:
+            before, after = at, at + day
+            while after - before > dt.timedelta(seconds=1):
+                middle = before + (after - before) / 2
+                before, after = (middle, after) if middle.astimezone(zone).utcoffset() == offset else (before, middle)
+            changes.append(after)
+            offset = following
+        at += day
+    return changes
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="the day starts are PostgreSQL's way to a score's local day")
+async def test_each_local_day_starts_where_zoneinfo_starts_it_in_every_zone(app):
+    """On PostgreSQL a page finds a recent score's local day among its zone's day starts (queries.day_starts) rather
+    than converting the score. Against zoneinfo's local date, in every zone both know: a microsecond before, at and
+    after every clock change from now to the end of next year and each local midnight of the days around it (as
+    zoneinfo places it; at 00:00 → 01:00 changes, the change), and noon today in every zone."""
+    from sqlalchemy import ARRAY, Date, DateTime, String, and_, bindparam, func, select, text
+
+    from api.dashboard import queries
+
+    async with app.state.sessions() as session:
+        known = set((await session.exec(text("select name from pg_timezone_names"))).scalars())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    until = dt.datetime(now.year + 2, 1, 1, tzinfo=dt.UTC)
+    tick, day = dt.timedelta(microseconds=1), dt.timedelta(days=1)
+    cases: list[tuple[str, dt.date, dt.datetime]] = []
+    for name in sorted(known & zoneinfo.available_timezones()):
+        zone = ZoneInfo(name)
+        cases.append((name, now.date() - 10 * day, now.replace(hour=12)))
+        for change in _clock_changes(zone, now, until):
+            local = change.astimezone(zone).date()
+            origin = local - 10 * day
+            midnights = [dt.datetime.combine(local + k * day, dt.time(), zone).astimezone(dt.UTC) for k in (-1, 0, 1, 2)]
+            cases += [(name, origin, at + step) for at in (change, *midnights) for step in (-tick, 0 * tick, tick)]
+    wanted = func.unnest(bindparam("zones", type_=ARRAY(String)), bindparam("origins", type_=ARRAY(Date)),
+                         bindparam("instants", type_=ARRAY(DateTime(timezone=True)))
+                         ).table_valued("timezone", "origin", "at").render_derived("wanted")
+    zones = select(wanted.c.timezone, wanted.c.origin).distinct().subquery("zones")
+    starts = queries.day_starts(zones, zones.c.origin).subquery("starts")
+    stmt = (select(wanted.c.timezone, wanted.c.origin, wanted.c.at, func.width_bucket(wanted.c.at, starts.c.starts))
+            .join_from(wanted, starts, and_(starts.c.timezone == wanted.c.timezone, starts.c.origin == wanted.c.origin)))
+    columns = [list(column) for column in zip(*cases, strict=True)]
+    async with app.state.sessions() as session:
+        found = (await session.exec(stmt, params={"zones": columns[0], "origins": columns[1],
+                                                  "instants": columns[2]})).all()
+    assert len(found) == len(cases) > 2000
+    wrong = [(name, origin, at, bucket) for name, origin, at, bucket in found
+             if bucket != (at.astimezone(ZoneInfo(name)).date() - origin).days]
+    assert not wrong, [(n, o, a.isoformat(), b, (a.astimezone(ZoneInfo(n)).date() - o).days, a.astimezone(ZoneInfo(n)).isoformat()) for n, o, a, b in wrong[:12]] + [len(wrong), sorted({w[0] for w in wrong})]
 
 
 async def test_the_baseline_at_an_ambiguous_local_midnight_is_the_charts(client, app, world):

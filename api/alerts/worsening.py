@@ -33,6 +33,7 @@ from api.alerts.service import raise_alert
 from api.charts.queries import CHART_PLAN_STATUSES, chart_plan_id
 from api.instruments.registry import INSTRUMENTS
 from api.security.tokens import Caller
+from api.zones import in_postgres_sql
 from models.alerts import AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -129,9 +130,12 @@ async def raise_if_worsening(
 _ACTIVE_FIRST = f"CASE WHEN tp.status = '{PlanStatus.active.value}' THEN 0 ELSE 1 END"
 _STATUSES = ", ".join(f"'{status.value}'" for status in CHART_PLAN_STATUSES)
 
+_ZONE = in_postgres_sql("p.timezone")
+
+
 def _offset(instant: str) -> str:
     """The patient's UTC offset at an instant, as an interval."""
-    return f"(({instant}) AT TIME ZONE p.timezone - ({instant}) AT TIME ZONE 'UTC')"
+    return f"(({instant}) AT TIME ZONE {_ZONE} - ({instant}) AT TIME ZONE 'UTC')"
 
 
 # Parameters: worsening_patient_id, worsening_instrument, worsening_total, worsening_recorded_at, worsening_mcid
@@ -158,7 +162,7 @@ _CANNOT_WORSEN = f"""NOT EXISTS (
     SELECT (SELECT min(ds.started_at) FROM dosing_session AS ds
             WHERE ds.patient_id = p.id AND ds.plan_id = plan.id AND ds.status = '{SessionStatus.signed.value}')
              AS session_at,
-           (plan.start_date + 1)::timestamp AT TIME ZONE p.timezone AS midnight
+           (plan.start_date + 1)::timestamp AT TIME ZONE {_ZONE} AS midnight
     OFFSET 0) AS first
   CROSS JOIN LATERAL (
     SELECT coalesce(first.session_at, first.midnight) AS at,

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.authz import bound_caller, caller_parameters, visible_patients
 from api.security.tokens import Caller
 from api.statements import DriverStatement, one_of, row_parameters, typed_row
+from api.zones import in_postgres
 from models.audit import AuditEvent
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -172,7 +173,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     # EXTRACT's numeric costs a fifth of the statement.
     micros = cast(func.date_part(literal_column("'epoch'"), Score.recorded_at) * literal_column("1000000"),
                   BigInteger)
-    local_day = cast(func.timezone(visible.c.timezone, Score.recorded_at), Date) - DAY_ZERO
+    local_day = cast(func.timezone(in_postgres(visible.c.timezone), Score.recorded_at), Date) - DAY_ZERO
     in_order = (
         select(micros.label("micros"), local_day.label("day"), Score.total)
         .where(Score.patient_id == visible.c.id, Score.instrument == bindparam("instrument"),

@@ -37,6 +37,7 @@ from api.schedules.queries import last_scores
 from api.schedules.rules import NO_DAYS, LocalDays
 from api.security.tokens import Caller
 from api.statements import DriverStatement
+from api.zones import in_postgres
 from models.alerts import Alert, AlertPriority, AlertStatus
 from models.dosing_sessions import DosingSession, SessionStatus
 from models.patients import Patient
@@ -369,6 +370,35 @@ def _picked(baseline_total: int | None, latest_at: dt.datetime | None, latest_to
     return None if latest_at is None else Picks(baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
 
 
+# The last bit a recent day can take (`_window_parameters`): `origin` is two days before the earliest recent UTC
+# date, and no score after `until` (two days after now) is counted, whose local day is at most a day after its UTC
+# date.
+_LAST_DAY_BIT = RECENT.days + 5
+
+
+def day_starts(zones: FromClause, origin: ColumnElement[dt.date]) -> Select:
+    """`zones`' rows (a FROM with a `timezone` column) each with its `starts`: the instants at which the local days
+    after `origin` begin in its zone, day 1 to day `_LAST_DAY_BIT`, in order. An instant's local day is then
+    `origin` plus the number of starts it is at or after (`width_bucket`, a binary search): a page converts each of
+    its few zones 34 times instead of each of its 3,000 recent scores once, which was a sixth of its PostgreSQL time
+    (bench/README.md, 2026-11-30).
+
+    A day begins at its local midnight: where a clock change skips midnight (Cairo, Santiago: 00:00 → 01:00), at
+    the change, which is where PostgreSQL places a local time that does not exist; where midnight comes twice, at
+    the first. The count is the local day as long as local days never go back, which no zone's clocks now do across
+    midnight (St John's did until 2011; tests/test_dashboard.py checks every zone around every clock change from
+    now to the end of next year against zoneinfo)."""
+    days = func.generate_series(1, _LAST_DAY_BIT).table_valued("k").render_derived("day")
+    zone = in_postgres(zones.c.timezone)
+    midnight = func.timezone(zone, cast(origin + days.c.k, DateTime()))
+    # Where clocks go back an hour at 01:00 to 00:00 (Havana), midnight comes twice and PostgreSQL places it at the
+    # second: the day began an hour after the previous day's 23:00.
+    eve = func.timezone(zone, cast(origin + days.c.k - 1, DateTime()) + literal_column("interval '23 hours'"))
+    start = func.least(midnight, eve + literal_column("interval '1 hour'"))
+    return (select(*zones.c, func.array_agg(postgresql.aggregate_order_by(start, days.c.k)).label("starts"))
+            .select_from(zones).join(days, true()).group_by(*zones.c))
+
+
 def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Patient.__table__) -> Select:
     """The `_INPUT_COLUMNS` of the patients `which` selects from `patient` (`_plan_facts`), one row each."""
     pid, zone = patient.c.id, patient.c.timezone
@@ -385,7 +415,10 @@ def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Pati
     now, start, split, since, until, no_later = (bindparam(name, type_=DateTime(timezone=True))
                                                  for name in ("now", "start", "split", "since", "until", "no_later"))
     at = Score.recorded_at
-    day = (cast(func.timezone(zone, at), Date) - bindparam("origin", type_=Date)).self_group()
+    zones = select(zone.label("timezone")).distinct().select_from(patient)
+    starts = day_starts((zones if which is None else zones.where(which)).subquery("zones"),
+                        bindparam("origin", type_=Date)).cte("day_starts")
+    day = func.width_bucket(at, starts.c.starts)
     in_recent, in_prior = and_(at > split, at <= now), and_(at > start, at <= split)
     by_instrument = (
         select(Score.instrument.label("instrument"),
@@ -432,14 +465,14 @@ def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Pati
     last_score_at = func.coalesce(func.greatest(*[recent.c[column] for _, column in _LAST_COLUMNS]), last())
     # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
     # the plan's first scheduled instrument, else gad7; its first signed session, else the end of its start date.
-    end_of_start = func.timezone(zone, cast(plan.c.start_date + 1, DateTime()),
+    end_of_start = func.timezone(in_postgres(zone), cast(plan.c.start_date + 1, DateTime()),
                                  type_=DateTime(timezone=True))
     shown = select(func.coalesce(plan.c.assessments[0]["instrument"].as_string(), GAD7.code).label("instrument"),
                    func.coalesce(first_session_at, end_of_start).label("dose")
                    ).correlate(patient, plan, first_session_at.table).lateral("shown")
     baseline, latest = _shown_scores(pid, shown.c.instrument, shown.c.dose)
     # The local day of each instrument's last score, as days since DAY_ZERO, in _CODES order.
-    last_days = postgresql.array([cast(func.timezone(zone, lasts.c[code]), Date) - DAY_ZERO
+    last_days = postgresql.array([cast(func.timezone(in_postgres(zone), lasts.c[code]), Date) - DAY_ZERO
                                   for code in _CODES])
     stmt = (
         facts
@@ -448,6 +481,7 @@ def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Pati
                      *[recent.c[column] for column in _RECENT_COLUMNS], alerts.c.open_alerts, alerts.c.urgent_alerts,
                      shown.c.instrument.label("shown_instrument"), shown.c.dose.label("shown_dose"),
                      *_shown_columns(baseline, latest))
+        .join(starts, starts.c.timezone == zone)
         .join(recent, true())
         .join(lasts, true())
         .join(alerts, true())
