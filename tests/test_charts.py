@@ -517,6 +517,29 @@ async def test_five_years_exactly_is_allowed(client, world):
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize(("zone", "at", "local_day"), [
+    ("CET", "2026-07-01T22:30:00Z", "2026-07-02"),  # 00:30 CEST; PostgreSQL's abbreviation CET (+01:00) said 23:30
+    ("WET", "2026-07-01T23:30:00Z", "2026-07-02"),  # 00:30 WEST
+    ("EET", "2026-07-01T21:30:00Z", "2026-07-02"),  # 00:30 EEST
+    ("CET", "2026-01-15T23:30:00Z", "2026-01-16"),  # winter: CET is +01:00 either way
+])
+async def test_a_zone_named_like_an_abbreviation_keeps_its_summer_time(client, app, world, zone, at, local_day):
+    """CET, WET, EET and MET are IANA zones with summer time, which PostgreSQL would read as its fixed-offset
+    abbreviations (api/zones.py). An admin's chart (one statement on PostgreSQL) and an API client's (Python) put a
+    summer score half an hour after local midnight on the same, local, day."""
+    async with app.state.sessions() as session:
+        patient = Patient(organization_id=world.org_a.id, full_name="Zone Named", date_of_birth=dt.date(1990, 1, 1),
+                          timezone=zone)
+        session.add(patient)
+        await session.commit()
+    await add_scores(app, world, [(at, 9)], patient=patient)
+    params = {"bucket": "day", "from": "2026-01-01", "to": "2026-12-31"}
+    for actor in (world.admin, world.clients["client_scores_read"]):
+        response = await chart(client, actor, patient.id, **params)
+        assert response.status_code == 200, response.text
+        assert [point["bucket_start"] for point in response.json()["points"]] == [local_day]
+
+
 # --- property: every live score in range lands in exactly one bucket ------------------------------------------------
 
 ZONES = ["UTC", "America/New_York", "America/St_Johns", "Europe/London", "Europe/Berlin", "Asia/Kolkata",

@@ -150,7 +150,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     """Visibility (`visible_patients` itself), the audit row, the chart plan, the sessions and the live scores as
     one statement, built once per caller role. No row when the caller may not see the patient."""
     caller = bound_caller(role)
-    visible = (select(Patient.id, Patient.timezone)
+    visible = (select(Patient.id, Patient.timezone, in_postgres(Patient.timezone).label("postgres_zone"))
                .where(Patient.id == bindparam("patient_id", type_=Uuid), visible_patients(caller))
                .cte("visible"))
     names, row = typed_row(AuditEvent.__table__, "audit", visible)
@@ -173,7 +173,7 @@ def _one_statement(role: Role, statuses: tuple[SessionStatus, ...]) -> Select:
     # EXTRACT's numeric costs a fifth of the statement.
     micros = cast(func.date_part(literal_column("'epoch'"), Score.recorded_at) * literal_column("1000000"),
                   BigInteger)
-    local_day = cast(func.timezone(in_postgres(visible.c.timezone), Score.recorded_at), Date) - DAY_ZERO
+    local_day = cast(func.timezone(visible.c.postgres_zone, Score.recorded_at), Date) - DAY_ZERO
     in_order = (
         select(micros.label("micros"), local_day.label("day"), Score.total)
         .where(Score.patient_id == visible.c.id, Score.instrument == bindparam("instrument"),
