@@ -377,8 +377,9 @@ _LAST_DAY_BIT = RECENT.days + 5
 
 
 def day_starts(zones: FromClause, origin: ColumnElement[dt.date]) -> Select:
-    """`zones`' rows (a FROM with a `timezone` column) each with its `starts`: the instants at which the local days
-    after `origin` begin in its zone, day 1 to day `_LAST_DAY_BIT`, in order. An instant's local day is then
+    """`zones`' rows (a FROM with a `timezone` column) each with its `postgres_zone` (`api.zones.in_postgres`) and
+    its `starts`: the instants at which the local days after `origin` begin in its zone, day 1 to day
+    `_LAST_DAY_BIT`, in order. An instant's local day is then
     `origin` plus the number of starts it is at or after (`width_bucket`, a binary search): a page converts each of
     its few zones 34 times instead of each of its 3,000 recent scores once, which was a sixth of its PostgreSQL time
     (bench/README.md, 2026-11-30).
@@ -395,7 +396,8 @@ def day_starts(zones: FromClause, origin: ColumnElement[dt.date]) -> Select:
     # second: the day began an hour after the previous day's 23:00.
     eve = func.timezone(zone, cast(origin + days.c.k - 1, DateTime()) + literal_column("interval '23 hours'"))
     start = func.least(midnight, eve + literal_column("interval '1 hour'"))
-    return (select(*zones.c, func.array_agg(postgresql.aggregate_order_by(start, days.c.k)).label("starts"))
+    return (select(*zones.c, zone.label("postgres_zone"),
+                   func.array_agg(postgresql.aggregate_order_by(start, days.c.k)).label("starts"))
             .select_from(zones).join(days, true()).group_by(*zones.c))
 
 
@@ -465,14 +467,14 @@ def _inputs_select(which: ColumnElement[bool] | None, patient: FromClause = Pati
     last_score_at = func.coalesce(func.greatest(*[recent.c[column] for _, column in _LAST_COLUMNS]), last())
     # The row's instrument and first dose as `summarise` chooses them, so that the picks come in the same statement:
     # the plan's first scheduled instrument, else gad7; its first signed session, else the end of its start date.
-    end_of_start = func.timezone(in_postgres(zone), cast(plan.c.start_date + 1, DateTime()),
+    end_of_start = func.timezone(starts.c.postgres_zone, cast(plan.c.start_date + 1, DateTime()),
                                  type_=DateTime(timezone=True))
     shown = select(func.coalesce(plan.c.assessments[0]["instrument"].as_string(), GAD7.code).label("instrument"),
                    func.coalesce(first_session_at, end_of_start).label("dose")
-                   ).correlate(patient, plan, first_session_at.table).lateral("shown")
+                   ).correlate(patient, plan, first_session_at.table, starts).lateral("shown")
     baseline, latest = _shown_scores(pid, shown.c.instrument, shown.c.dose)
     # The local day of each instrument's last score, as days since DAY_ZERO, in _CODES order.
-    last_days = postgresql.array([cast(func.timezone(in_postgres(zone), lasts.c[code]), Date) - DAY_ZERO
+    last_days = postgresql.array([cast(func.timezone(starts.c.postgres_zone, lasts.c[code]), Date) - DAY_ZERO
                                   for code in _CODES])
     stmt = (
         facts
