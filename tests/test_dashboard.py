@@ -13,10 +13,10 @@ import pytest
 from anyio import CapacityLimiter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
+from sqlalchemy import ARRAY, Date, DateTime, String, and_, bindparam, event, func, select, text
 
 from api import outcomes, responses
-from api.dashboard import service
+from api.dashboard import queries, service
 from api.dashboard.schemas import DashboardPage, DashboardRow, LatestScore
 from api.instruments.registry import INSTRUMENTS
 from models import CareTeamMember, CareTeamRole, Score
@@ -264,10 +264,6 @@ async def test_each_local_day_starts_where_zoneinfo_starts_it_in_every_zone(app)
     than converting the score. Against zoneinfo's local date, in every zone both know: a microsecond before, at and
     after every clock change from now to the end of next year and each local midnight of the days around it (as
     zoneinfo places it; at 00:00 → 01:00 changes, the change), and noon today in every zone."""
-    from sqlalchemy import ARRAY, Date, DateTime, String, and_, bindparam, func, select, text
-
-    from api.dashboard import queries
-
     async with app.state.sessions() as session:
         known = set((await session.exec(text("select name from pg_timezone_names"))).scalars())
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -294,9 +290,10 @@ async def test_each_local_day_starts_where_zoneinfo_starts_it_in_every_zone(app)
         found = (await session.exec(stmt, params={"zones": columns[0], "origins": columns[1],
                                                   "instants": columns[2]})).all()
     assert len(found) == len(cases) > 2000
-    wrong = [(name, origin, at, bucket) for name, origin, at, bucket in found
-             if bucket != (at.astimezone(ZoneInfo(name)).date() - origin).days]
-    assert not wrong, [(n, o, a.isoformat(), b, (a.astimezone(ZoneInfo(n)).date() - o).days, a.astimezone(ZoneInfo(n)).isoformat()) for n, o, a, b in wrong[:12]] + [len(wrong), sorted({w[0] for w in wrong})]
+    # (zone, the instant in its zone, the day after `origin` zoneinfo says, the day PostgreSQL found)
+    wrong = [(name, local.isoformat(), expected, bucket) for name, origin, at, bucket in found
+             if bucket != (expected := ((local := at.astimezone(ZoneInfo(name))).date() - origin).days)]
+    assert not wrong, wrong[:10]
 
 
 async def test_the_baseline_at_an_ambiguous_local_midnight_is_the_charts(client, app, world):
