@@ -370,19 +370,16 @@ def _picked(baseline_total: int | None, latest_at: dt.datetime | None, latest_to
     return None if latest_at is None else Picks(baseline_total, ScoreValue(latest_at, latest_total, latest_severity))
 
 
-# The last bit a recent day can take (`_window_parameters`): `origin` is two days before the earliest recent UTC
-# date, and no score after `until` (two days after now) is counted, whose local day is at most a day after its UTC
-# date.
+# The last bit a recent day can take: the day after `until` (`_window_parameters`), counted from `origin`.
 _LAST_DAY_BIT = RECENT.days + 5
 
 
 def day_starts(zones: FromClause, origin: ColumnElement[dt.date]) -> Select:
     """`zones`' rows (a FROM with a `timezone` column) each with its `postgres_zone` (`api.zones.in_postgres`) and
     its `starts`: the instants at which the local days after `origin` begin in its zone, day 1 to day
-    `_LAST_DAY_BIT`, in order. An instant's local day is then
-    `origin` plus the number of starts it is at or after (`width_bucket`, a binary search): a page converts each of
-    its few zones 34 times instead of each of its 3,000 recent scores once, which was a sixth of its PostgreSQL time
-    (bench/README.md, 2026-11-30).
+    `_LAST_DAY_BIT`, in order. An instant's local day is then `origin` plus the number of starts it is at or after
+    (`width_bucket`, a binary search): a page converts each of its few zones 34 times instead of each of its 3,000
+    recent scores once, which was a sixth of its PostgreSQL time (bench/README.md, 2026-11-30).
 
     A day begins at its local midnight: where a clock change skips midnight (Cairo, Santiago: 00:00 → 01:00), at
     the change, which is where PostgreSQL places a local time that does not exist; where midnight comes twice, at
@@ -539,7 +536,7 @@ def _paged_inputs_driver(dialect: Dialect, order: str, role: Role, after: bool) 
 def _window_parameters(now: dt.datetime) -> dict[str, Any]:
     start, split = outcomes.trend_windows(now)
     # Local days are within a day of the UTC date in every zone: bit 0 is two days before the earliest recent one,
-    # and the latest kept (`until`, plus a day) is bit 34 or less.
+    # and the latest kept (`until`, plus a day) is bit `_LAST_DAY_BIT` or less.
     since, until = now - RECENT, now + 2 * _DAY
     return {"since": since, "until": until, "now": now, "start": start, "split": split,
             "origin": since.date() - 2 * _DAY, "no_later": _LAST_INSTANT}
